@@ -1,0 +1,13 @@
+"""jaxpinv: a differentiable, batched Moore–Penrose pseudo-inverse for JAX.
+
+``pinv`` and ``matrix_rank`` follow ``torch.linalg.pinv`` / ``torch.linalg.matrix_rank``
+(``atol``, ``rtol``, ``hermitian``, array tolerances); ``pinverse`` is
+``torch.pinverse``. All are pure functions that compose with ``jit``, ``vmap``,
+``grad``, ``jacfwd``/``jacrev``, ``hessian`` and sharded ``jit``.
+"""
+
+from jaxpinv._pinv import matrix_rank, pinv, pinverse
+
+__version__ = "0.1.0"
+
+__all__ = ["matrix_rank", "pinv", "pinverse", "__version__"]

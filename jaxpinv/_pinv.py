@@ -1,0 +1,366 @@
+"""``pinv``, ``pinverse`` and ``matrix_rank``: the forward pass and its ``custom_jvp`` rule.
+
+The forward pass is one SVD (one ``eigh`` for ``hermitian=True``) with the
+singular values at or below the cutoff masked out. The derivative is the
+Golub–Pereyra formula, written in terms of ``P = pinv(A)`` itself so that the
+rule only calls functions with stable derivatives (``pinv`` again, and
+matmuls): second and higher derivatives never differentiate through ``svd``,
+whose own rule divides by ``s_i**2 - s_j**2`` and is NaN at repeated singular
+values.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from jaxpinv import _tolerance, _validate
+
+ArrayLike = Any  # jax.typing.ArrayLike, kept loose for NumPy arrays and lists
+Tolerance = Any  # None, a Python float or a real array broadcasting against the batch
+
+_mm = partial(jnp.matmul, precision=lax.Precision.HIGHEST)
+
+
+def _h(x: jax.Array) -> jax.Array:
+    """Conjugate transpose of the last two axes."""
+    return jnp.conj(jnp.swapaxes(x, -1, -2))
+
+
+# --------------------------------------------------------------------------- #
+# Public API
+# --------------------------------------------------------------------------- #
+
+
+def pinv(
+    a: ArrayLike,
+    *,
+    atol: Tolerance = None,
+    rtol: Tolerance = None,
+    hermitian: bool = False,
+) -> jax.Array:
+    r"""Moore–Penrose pseudo-inverse of a matrix or a batch of matrices.
+
+    With the thin SVD ``a = U diag(s) V^H`` and ``s[0]`` the largest singular
+    value of each matrix,
+
+    .. math::
+
+        \mathrm{cutoff} = \max(\mathrm{atol},\ \mathrm{rtol}\cdot s_0), \qquad
+        \mathrm{pinv}(a) = V\,\mathrm{diag}(1/s_i \text{ if } s_i > \mathrm{cutoff}
+        \text{ else } 0)\,U^H .
+
+    The comparison is strict, so the zero matrix maps to the zero matrix. These
+    are the semantics of ``torch.linalg.pinv``.
+
+    **Arguments:**
+
+    - `a`: array of shape ``(*, m, n)``, real or complex. Integers and bools are
+      promoted to JAX's default float dtype; float16 and bfloat16 are computed
+      in float32 and returned in their own dtype.
+    - `atol`: absolute tolerance, ``None`` (meaning 0), a non-negative Python
+      number, or a real array broadcasting against the batch shape
+      ``a.shape[:-2]`` (extra leading dimensions enlarge the output, as in
+      torch). It may be traced (a jit argument, vmapped). It is not
+      differentiated: its gradient is zero.
+    - `rtol`: relative tolerance, same forms as `atol`. ``None`` means
+      ``max(m, n) * eps`` of the input dtype where `atol` is ``None`` or 0, and
+      0 where ``atol > 0``.
+    - `hermitian`: if ``True``, `a` must be square and is taken to be
+      Hermitian (symmetric if real): only its **lower triangle** is read (the
+      strictly upper part is ignored and so is the imaginary part of the
+      diagonal), as in torch, NumPy and SciPy. ``eigh`` replaces the SVD and
+      ``|eigenvalues|`` play the part of singular values. The derivative is
+      that of exactly this function: it is zero with respect to the upper
+      triangle.
+
+    **Returns:**
+
+    The pseudo-inverse, shape ``(*, n, m)`` (with ``*`` broadcast against the
+    tolerances' shapes), in the input's dtype. A matrix holding any NaN or
+    ±Inf entry (for ``hermitian=True``: in its lower triangle), or whose
+    tolerance is NaN, gives an all-NaN pseudo-inverse; the other matrices of
+    the batch, and their derivatives, are unaffected.
+
+    **Raises:**
+
+    - `TypeError`: `a` is not numeric; a tolerance is complex or not numeric;
+      `hermitian` is not a Python bool.
+    - `ValueError`: ``a.ndim < 2``; ``hermitian=True`` with non-square
+      matrices; a tolerance known at trace time is negative or NaN (traced
+      negative tolerances are treated as 0); the tolerances do not broadcast
+      against the batch shape.
+
+    **Derivatives:** a ``jax.custom_jvp`` rule (Golub and Pereyra, 1973),
+    valid wherever the rank after the cutoff is locally constant::
+
+        dP = -P dA P + P P^H dA^H (I - A P) + (I - P A) dA^H P^H P
+
+    Reverse mode, ``hessian`` and higher orders follow; all are finite for
+    finite input, including at repeated singular values.
+
+    **Example:**
+
+    >>> import jax.numpy as jnp
+    >>> import jaxpinv
+    >>> a = jnp.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
+    >>> p = jaxpinv.pinv(a)
+    >>> p.shape
+    (2, 3)
+    >>> bool(jnp.allclose(p @ a, jnp.eye(2), atol=1e-5))
+    True
+    >>> jaxpinv.pinv(jnp.diag(jnp.array([1.0, 1e-3])), atol=1e-2)
+    Array([[1., 0.],
+           [0., 0.]], dtype=float32)
+    """
+    fname = "pinv"
+    arr, hermitian, atol, rtol = _check(fname, a, atol, rtol, hermitian)
+    return _pinv_impl(arr, atol, rtol, hermitian)
+
+
+def pinverse(input: ArrayLike, rcond: float = 1e-15) -> jax.Array:
+    r"""``torch.pinverse``: the pseudo-inverse with a relative cutoff ``rcond``.
+
+    Exactly ``pinv(input, rtol=rcond)``: singular values ``s_i > rcond * s_0``
+    are inverted, the others are set to zero.
+
+    The default ``rcond=1e-15`` is torch's, and it is a poor choice in single
+    precision: float32's machine epsilon is about 1.2e-7, so singular values
+    that are pure rounding noise (around ``1e-7 * s_0``) pass the cutoff and get
+    inverted into huge entries. Prefer :func:`pinv`, whose default
+    ``rtol = max(m, n) * eps`` adapts to the dtype.
+
+    **Arguments:**
+
+    - `input`: array of shape ``(*, m, n)``, as for :func:`pinv`.
+    - `rcond`: the relative tolerance, a non-negative Python number or a real
+      array broadcasting against the batch shape.
+
+    **Returns:**
+
+    The pseudo-inverse of shape ``(*, n, m)``, as for :func:`pinv`.
+
+    **Raises:** as :func:`pinv` (naming ``pinverse`` and ``rcond``).
+
+    **Example:**
+
+    >>> import jax.numpy as jnp
+    >>> import jaxpinv
+    >>> a = jnp.array([[2.0, 0.0], [0.0, 1e-20]])
+    >>> jaxpinv.pinverse(a)
+    Array([[0.5, 0. ],
+           [0. , 0. ]], dtype=float32)
+    """
+    fname = "pinverse"
+    arr, _, _, rcond = _check(fname, input, None, rcond, False, names=("input", "rcond"))
+    return _pinv_impl(arr, None, rcond, False)
+
+
+def matrix_rank(
+    a: ArrayLike,
+    *,
+    atol: Tolerance = None,
+    rtol: Tolerance = None,
+    hermitian: bool = False,
+) -> jax.Array:
+    r"""Numerical rank: how many singular values :func:`pinv` keeps.
+
+    With the same arguments, ``matrix_rank(a)`` is exactly the number of
+    singular values ``s_i > max(atol, rtol * s_0)`` that :func:`pinv` inverts,
+    so the two always agree (``jnp.linalg.matrix_rank`` uses a different
+    default tolerance and a non-strict comparison).
+
+    **Arguments:** as :func:`pinv`.
+
+    **Returns:**
+
+    An integer array of shape ``*`` (the batch shape, broadcast against the
+    tolerances' shapes). A matrix holding NaN or ±Inf (or with a NaN
+    tolerance) has no rank: it gets ``-1``, which cannot be mistaken for one.
+
+    **Raises:** as :func:`pinv`.
+
+    **Example:**
+
+    >>> import jax.numpy as jnp
+    >>> import jaxpinv
+    >>> a = jnp.array([[1.0, 2.0], [2.0, 4.0], [0.0, 0.0]])
+    >>> jaxpinv.matrix_rank(a)
+    Array(1, dtype=int32)
+    >>> jaxpinv.matrix_rank(jnp.diag(jnp.array([1.0, 1e-3])), atol=jnp.array([1e-4, 1e-2]))
+    Array([2, 1], dtype=int32)
+    """
+    fname = "matrix_rank"
+    arr, hermitian, atol, rtol = _check(fname, a, atol, rtol, hermitian)
+    return _rank_impl(arr, atol, rtol, hermitian)
+
+
+def _check(
+    fname: str,
+    a: Any,
+    atol: Any,
+    rtol: Any,
+    hermitian: Any,
+    names: tuple[str, str] = ("a", "rtol"),
+) -> tuple[jax.Array, bool, Any, Any]:
+    """All trace-time checks shared by the public functions."""
+    arr, _, _ = _validate.matrix_dtypes(fname, names[0], a)
+    hermitian = _validate.static_bool(fname, "hermitian", hermitian)
+    if hermitian:
+        _validate.square(fname, names[0], arr)
+    atol = _validate.tolerance(fname, "atol", atol)
+    rtol = _validate.tolerance(fname, names[1], rtol)
+    _validate.batch_shape(fname, arr.shape, atol, rtol)
+    return arr, hermitian, atol, rtol
+
+
+# --------------------------------------------------------------------------- #
+# Jitted implementations (inputs already validated)
+# --------------------------------------------------------------------------- #
+
+
+def _prepare(
+    a: jax.Array, atol: Any, rtol: Any, hermitian: bool
+) -> tuple[jax.Array, jax.Array, jax.Array, Any]:
+    """Broadcast, cast to the compute dtype, read the lower triangle if Hermitian."""
+    _, compute_dtype, out_dtype = _validate.matrix_dtypes("pinv", "a", a)
+    m, n = a.shape[-2:]
+    tol_shapes = [jnp.shape(t) for t in (atol, rtol) if t is not None]
+    batch = tuple(jnp.broadcast_shapes(a.shape[:-2], *tol_shapes))
+    real_dtype = jnp.finfo(compute_dtype).dtype
+    # out_dtype is the input's inexact dtype: its eps sets the default rtol.
+    atol_b, rtol_b = _tolerance.resolve(atol, rtol, batch, m, n, out_dtype, real_dtype)
+    a = jnp.broadcast_to(a.astype(compute_dtype), batch + (m, n))
+    if hermitian and a.size:
+        a = _hermitian_from_lower(a)
+    return a, atol_b, rtol_b, out_dtype
+
+
+@partial(jax.jit, static_argnames=("hermitian",))
+def _pinv_impl(a: jax.Array, atol: Any, rtol: Any, hermitian: bool) -> jax.Array:
+    a, atol, rtol, out_dtype = _prepare(a, atol, rtol, hermitian)
+    if a.size == 0:
+        return jnp.zeros(a.shape[:-2] + a.shape[-2:][::-1], out_dtype)
+    return _pinv_core(a, atol, rtol, hermitian).astype(out_dtype)
+
+
+@partial(jax.jit, static_argnames=("hermitian",))
+def _rank_impl(a: jax.Array, atol: Any, rtol: Any, hermitian: bool) -> jax.Array:
+    a, atol, rtol, _ = _prepare(lax.stop_gradient(a), atol, rtol, hermitian)
+    if a.size == 0:
+        return jnp.zeros(a.shape[:-2], jnp.int32)
+    _, keep, bad, _ = _decompose(a, atol, rtol, hermitian, compute_uv=False)
+    rank = jnp.sum(keep, axis=-1, dtype=jnp.int32)
+    return jnp.where(bad, jnp.int32(-1), rank)
+
+
+def _hermitian_from_lower(a: jax.Array) -> jax.Array:
+    """The Hermitian matrix whose lower triangle is that of ``a`` (diagonal made real).
+
+    This is what LAPACK's ``*heevd`` with ``UPLO='L'`` reads, so forward and
+    derivative describe the same function. It is linear in ``a``.
+    """
+    n = a.shape[-1]
+    i = jnp.arange(n)
+    lower = i[:, None] > i[None, :]
+    diag = i[:, None] == i[None, :]
+    real_diag = jnp.real(a).astype(a.dtype)
+    return jnp.where(lower, a, jnp.where(diag, real_diag, _h(a)))
+
+
+def _decompose(
+    a: jax.Array, atol: jax.Array, rtol: jax.Array, hermitian: bool, compute_uv: bool = True
+) -> tuple[jax.Array, jax.Array, jax.Array, tuple[jax.Array, jax.Array] | None]:
+    """SVD (or eigh) with the cutoff applied.
+
+    Returns ``(values, keep, bad, factors)``: the singular values (signed
+    eigenvalues if Hermitian), the mask of kept ones, the per-matrix mask of
+    matrices whose result must be NaN, and ``(left, right_h)`` with
+    ``a = left @ diag(values) @ right_h`` (``None`` if not ``compute_uv``).
+
+    Non-finite matrices are replaced by zeros *before* the decomposition:
+    LAPACK's SVD can loop forever on a matrix holding Inf.
+    """
+    bad = ~jnp.all(jnp.isfinite(a), axis=(-2, -1))
+    a = jnp.where(bad[..., None, None], jnp.zeros((), a.dtype), a)
+    factors = None
+    if hermitian:
+        if compute_uv:
+            values, u = jnp.linalg.eigh(a, symmetrize_input=False)
+            factors = (u, _h(u))
+        else:
+            values = jnp.linalg.eigvalsh(a)
+        magnitude = jnp.abs(values)
+    else:
+        if compute_uv:
+            u, values, vh = jnp.linalg.svd(a, full_matrices=False)
+            factors = (u, vh)
+        else:
+            values = jnp.linalg.svd(a, compute_uv=False)
+        magnitude = values
+    cut = _tolerance.cutoff(jnp.max(magnitude, axis=-1), atol, rtol)
+    keep = magnitude > cut[..., None]
+    bad = bad | jnp.isnan(cut)
+    return values, keep, bad, factors
+
+
+# --------------------------------------------------------------------------- #
+# The differentiable core: custom_jvp
+# --------------------------------------------------------------------------- #
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(3,))
+def _pinv_core(a: jax.Array, atol: jax.Array, rtol: jax.Array, hermitian: bool) -> jax.Array:
+    """pinv of a non-empty batch ``a`` (Hermitian already formed if ``hermitian``)."""
+    values, keep, bad, factors = _decompose(a, atol, rtol, hermitian)
+    assert factors is not None
+    left, right_h = factors
+    # Safe where: divide only by kept values, so nothing is inf or NaN.
+    inv = jnp.where(keep, 1 / jnp.where(keep, values, 1), 0).astype(a.dtype)
+    p = _mm(_h(right_h) * inv[..., None, :], _h(left))
+    return jnp.where(bad[..., None, None], jnp.asarray(jnp.nan, a.dtype), p)
+
+
+@_pinv_core.defjvp
+def _pinv_core_jvp(
+    hermitian: bool, primals: tuple[jax.Array, ...], tangents: tuple[jax.Array, ...]
+) -> tuple[jax.Array, jax.Array]:
+    a, atol, rtol = primals
+    da = tangents[0]  # the tolerances' tangents are ignored: not differentiable
+    # Calling the custom_jvp function itself (not the factors) keeps every
+    # derivative of this rule on stable ground: P's own derivative is this rule.
+    p = _pinv_core(a, atol, rtol, hermitian)
+    return p, _pinv_tangent(a, p, da, hermitian)
+
+
+def _pinv_tangent(a: jax.Array, p: jax.Array, da: jax.Array, hermitian: bool) -> jax.Array:
+    """Golub–Pereyra: ``dP = -P dA P + P P^H dA^H (I - A P) + (I - P A) dA^H P^H P``.
+
+    Evaluated on the scaled problem ``A/c``, ``c P``, ``dA/c`` with ``c`` the
+    largest entry magnitude of each matrix (a constant: the formula satisfies
+    ``dP(A, dA) = dP(A/c, dA/c) / c`` exactly), so no intermediate under- or
+    overflows where the result is representable. The matmul order is chosen
+    for ``m >= n``; wide matrices use ``dP(A, dA) = dP(A^H, dA^H)^H``.
+    """
+    m, n = a.shape[-2:]
+    if not hermitian and m < n:
+        return _h(_pinv_tangent(_h(a), _h(p), _h(da), False))
+    scale = lax.stop_gradient(jnp.max(jnp.abs(a), axis=(-2, -1), keepdims=True))
+    scale = jnp.where((scale > 0) & jnp.isfinite(scale), scale, 1).astype(a.dtype)
+    a, p, da = a / scale, p * scale, da / scale
+    pdap = _mm(_mm(p, da), p)
+    eye = jnp.eye(n, dtype=a.dtype)
+    if hermitian:
+        # P = P^H, dA = dA^H: the last two terms are each other's adjoint.
+        t = _mm(_mm(p, p), da - _mm(_mm(da, a), p))
+        dp = t + _h(t) - pdap
+    else:
+        dah = _h(da)  # n x m
+        t2 = _mm(_mm(p, _h(p)), dah - _mm(_mm(dah, a), p))
+        t3 = _mm(_mm(_mm(eye - _mm(p, a), dah), _h(p)), p)
+        dp = t2 + t3 - pdap
+    return dp / scale

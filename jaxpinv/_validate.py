@@ -1,0 +1,148 @@
+"""Argument checks with clear messages, raised at trace time.
+
+Every error names the public function, the argument and what was expected, so
+a user deep inside a jitted, vmapped program sees at once which call is wrong.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def matrix_dtypes(fname: str, argname: str, a: Any) -> tuple[jax.Array, Any, Any]:
+    """Return ``(a, compute_dtype, out_dtype)`` for a stack of matrices ``a``.
+
+    ``a`` must be array-like with a numeric (or boolean) dtype and at least two
+    dimensions. Integers and booleans promote to JAX's default float dtype like
+    ``jnp.linalg`` does; floating types narrower than 32 bits (float16,
+    bfloat16, ...) are computed in float32 and returned in their own dtype.
+    """
+    dtype = _dtype_of(fname, argname, a)
+    if dtype == np.bool_ or jnp.issubdtype(dtype, jnp.integer):
+        dtype = jnp.zeros((), dtype=float).dtype  # float64 under x64, else float32
+        out_dtype = compute_dtype = dtype
+    elif jnp.issubdtype(dtype, jnp.inexact):
+        out_dtype = compute_dtype = dtype
+        if jnp.issubdtype(dtype, jnp.floating) and jnp.dtype(dtype).itemsize < 4:
+            compute_dtype = jnp.dtype(jnp.float32)
+    else:
+        raise TypeError(
+            f"{fname}: argument '{argname}' must be a numeric array (float, complex, "
+            f"integer or bool); got dtype {dtype}."
+        )
+    arr = jnp.asarray(a)
+    if arr.ndim < 2:
+        raise ValueError(
+            f"{fname}: argument '{argname}' must have at least 2 dimensions, a matrix "
+            f"or a batch of matrices of shape (*, m, n); got shape {arr.shape}."
+        )
+    return arr, compute_dtype, out_dtype
+
+
+def _dtype_of(fname: str, argname: str, a: Any) -> Any:
+    dtype = getattr(a, "dtype", None)
+    if dtype is None:
+        try:
+            dtype = np.asarray(a).dtype
+        except Exception as e:  # ragged lists and other non-arrays
+            raise TypeError(
+                f"{fname}: argument '{argname}' must be an array of numbers; "
+                f"got {type(a).__name__} ({e})."
+            ) from None
+    try:
+        return jnp.dtype(dtype)
+    except TypeError:
+        # PRNG key arrays and other extended dtypes.
+        raise TypeError(
+            f"{fname}: argument '{argname}' must be a numeric array (float, complex, "
+            f"integer or bool); got dtype {dtype}."
+        ) from None
+
+
+def square(fname: str, argname: str, a: jax.Array) -> None:
+    """Require square matrices (``hermitian=True``)."""
+    m, n = a.shape[-2:]
+    if m != n:
+        raise ValueError(
+            f"{fname}: with hermitian=True argument '{argname}' must hold square "
+            f"matrices; got shape {a.shape} ({m} x {n})."
+        )
+
+
+def static_bool(fname: str, argname: str, value: Any) -> bool:
+    """Require a Python bool (it selects the algorithm, so it cannot be traced)."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise TypeError(
+        f"{fname}: argument '{argname}' must be a Python bool (it selects the "
+        f"algorithm at trace time); got {type(value).__name__}."
+    )
+
+
+def tolerance(fname: str, argname: str, value: Any) -> Any:
+    """Check a tolerance and return it (``None``, a Python float or an array).
+
+    Complex tolerances are rejected. A tolerance whose value is known at trace
+    time (a Python number, a NumPy array, a concrete JAX array) must not be
+    negative or NaN. A traced tolerance cannot be checked: negative values are
+    treated as 0 downstream and NaN makes the affected results NaN.
+    """
+    if value is None:
+        return None
+    if isinstance(value, numbers.Number) and not isinstance(value, np.generic):
+        if isinstance(value, complex):
+            raise TypeError(
+                f"{fname}: argument '{argname}' must be real; got the complex number "
+                f"{value!r}."
+            )
+        value = float(value)
+        if math.isnan(value) or value < 0:
+            raise ValueError(
+                f"{fname}: argument '{argname}' must be a non-negative number; "
+                f"got {value!r}."
+            )
+        return value
+    dtype = _dtype_of(fname, argname, value)
+    if jnp.issubdtype(dtype, jnp.complexfloating):
+        raise TypeError(
+            f"{fname}: argument '{argname}' must be real; got an array of dtype {dtype}."
+        )
+    if not (dtype == np.bool_ or jnp.issubdtype(dtype, jnp.number)):
+        raise TypeError(
+            f"{fname}: argument '{argname}' must be a real number or array; got dtype "
+            f"{dtype}."
+        )
+    if not isinstance(value, jax.core.Tracer):
+        concrete = np.asarray(value, dtype=np.float64)
+        if np.isnan(concrete).any() or (concrete < 0).any():
+            raise ValueError(
+                f"{fname}: argument '{argname}' must be non-negative and not NaN; got "
+                f"{concrete!r}."
+            )
+    return value
+
+
+def batch_shape(
+    fname: str, a_shape: tuple[int, ...], atol: Any, rtol: Any
+) -> tuple[int, ...]:
+    """Broadcast the matrix batch shape with the tolerances' shapes (torch's rule)."""
+    shapes = [tuple(a_shape[:-2])]
+    names = ["a.shape[:-2]"]
+    for name, tol in (("atol", atol), ("rtol", rtol)):
+        if tol is not None:
+            shapes.append(tuple(np.shape(tol)))
+            names.append(name)
+    try:
+        return tuple(np.broadcast_shapes(*shapes))
+    except ValueError:
+        got = ", ".join(f"{n}={s}" for n, s in zip(names, shapes))
+        raise ValueError(
+            f"{fname}: the tolerances must broadcast against the batch shape of the "
+            f"input a.shape[:-2]; got {got}."
+        ) from None

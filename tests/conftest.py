@@ -1,0 +1,58 @@
+"""Shared test setup: float64 on, hypothesis profile, reference helpers.
+
+x64 is enabled for the whole suite so float64/complex128 references and finite
+differences are available; float32 cases pass explicit dtypes.
+"""
+
+from __future__ import annotations
+
+import os
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+import numpy as np  # noqa: E402
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+settings.register_profile(
+    "ci",
+    max_examples=int(os.environ.get("JAXPINV_HYPOTHESIS_EXAMPLES", "40")),
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.load_profile("ci")
+
+
+def random_matrix(rng, shape, dtype=np.float64, rank=None, cond=None):
+    """A random ``(*, m, n)`` matrix ``U diag(s) V^H`` with chosen rank and condition.
+
+    Singular values are log-spaced from 1 down to ``1/cond`` over the first
+    ``rank`` positions and exactly zero after, so the reference float64 pinv
+    is well defined and tests can size their tolerances from ``cond``.
+    """
+    *batch, m, n = shape
+    k = min(m, n)
+    rank = k if rank is None else rank
+    cond = 10.0 if cond is None else cond
+    complex_ = np.issubdtype(np.dtype(dtype), np.complexfloating)
+
+    def gauss(*s):
+        x = rng.standard_normal(s)
+        if complex_:
+            x = x + 1j * rng.standard_normal(s)
+        return x
+
+    u, _ = np.linalg.qr(gauss(*batch, m, k))
+    v, _ = np.linalg.qr(gauss(*batch, n, k))
+    s = np.zeros(k)
+    if rank:
+        s[:rank] = np.logspace(0, -np.log10(cond), rank)
+    a = (u * s[..., None, :]) @ np.conj(np.swapaxes(v, -1, -2))
+    return a.astype(dtype)
+
+
+def eps(dtype) -> float:
+    """Machine epsilon of the real dtype underlying ``dtype``."""
+    return float(np.finfo(np.dtype(dtype)).eps)
