@@ -1,0 +1,194 @@
+"""Forward semantics against independent references (NumPy in float64, explicit SVDs).
+
+Tolerances: for a matrix with kept-part condition number ``kappa`` the forward
+error of an SVD-based pinv is ``O(kappa * eps)`` relative to ``|P|``; the
+``tol`` helper states the constant.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import eps, random_matrix
+
+import jaxpinv
+
+
+def tol(dtype, cond, n):
+    # Backward-stable SVD: relative error <= c * n * eps * cond, c = 10 for margin.
+    return 10 * n * eps(dtype) * cond
+
+
+def rel_err(x, ref):
+    ref = np.asarray(ref)
+    return np.max(np.abs(np.asarray(x) - ref)) / max(np.max(np.abs(ref)), 1e-300)
+
+
+SHAPES = [(5, 3), (3, 5), (4, 4), (1, 1), (1, 6), (6, 1), (2, 6, 3), (2, 3, 4, 2)]
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("dtype", [np.float64, np.complex128, np.float32, np.complex64])
+def test_matches_numpy_full_rank(shape, dtype):
+    rng = np.random.default_rng(0)
+    cond = 100.0
+    a = random_matrix(rng, shape, dtype, cond=cond)
+    ref = np.linalg.pinv(a.astype(np.complex128 if np.iscomplexobj(a) else np.float64))
+    got = jaxpinv.pinv(a)
+    assert got.dtype == dtype
+    assert got.shape == shape[:-2] + shape[-2:][::-1]
+    assert rel_err(got, ref) < tol(dtype, cond, max(shape[-2:]))
+
+
+@pytest.mark.parametrize("shape,rank", [((6, 4), 2), ((4, 6), 1), ((5, 5), 3), ((3, 7, 7), 4)])
+@pytest.mark.parametrize("dtype", [np.float64, np.complex128, np.float32])
+def test_matches_numpy_rank_deficient(shape, rank, dtype):
+    rng = np.random.default_rng(1)
+    a = random_matrix(rng, shape, dtype, rank=rank, cond=10.0)
+    ref = np.linalg.pinv(a.astype(np.complex128), rcond=1e-6)
+    got = jaxpinv.pinv(a)
+    assert rel_err(got, ref) < tol(dtype, 10.0, max(shape[-2:]))
+    np.testing.assert_array_equal(jaxpinv.matrix_rank(a), np.full(shape[:-2], rank))
+
+
+def test_strict_cutoff_zero_matrix_maps_to_zero():
+    for shape in [(3, 3), (2, 4), (5, 2)]:
+        p = jaxpinv.pinv(jnp.zeros(shape))
+        np.testing.assert_array_equal(p, np.zeros(shape[::-1]))
+        assert int(jaxpinv.matrix_rank(jnp.zeros(shape))) == 0
+
+
+def diag_matrix(s, m=None, n=None):
+    """A matrix with prescribed singular values (exactly representable)."""
+    s = np.asarray(s, np.float64)
+    k = s.shape[-1]
+    m, n = m or k, n or k
+    a = np.zeros(s.shape[:-1] + (m, n))
+    a[..., np.arange(k), np.arange(k)] = s
+    return a
+
+
+@pytest.mark.parametrize(
+    "kwargs,kept",
+    [
+        ({"atol": 0.5}, [1, 1, 0]),  # cutoff 0.5: 0.5 is not kept (strict)
+        ({"atol": 0.49}, [1, 1, 1]),
+        ({"rtol": 0.25}, [1, 1, 0]),  # cutoff 0.25 * 2 = 0.5
+        ({"rtol": 0.2}, [1, 1, 1]),
+        ({"atol": 0.1, "rtol": 0.3}, [1, 1, 0]),  # max(0.1, 0.6) = 0.6
+        ({"atol": 1.5, "rtol": 0.1}, [1, 0, 0]),  # max(1.5, 0.2) = 1.5
+        ({"atol": 0.0}, [1, 1, 1]),  # atol=0 keeps the default rtol (tiny)
+    ],
+)
+def test_cutoff_rule(kwargs, kept):
+    s = np.array([2.0, 1.0, 0.5])
+    a = diag_matrix(s)
+    expected = np.diag(np.where(kept, 1 / s, 0))
+    np.testing.assert_allclose(jaxpinv.pinv(a, **kwargs), expected, rtol=1e-14)
+    assert int(jaxpinv.matrix_rank(a, **kwargs)) == sum(kept)
+
+
+def test_default_rtol_is_max_m_n_eps_and_zero_when_atol_positive():
+    # s = [1, 5 eps]: with m = n = 4 the default cutoff is 4 eps < 5 eps -> kept.
+    e = eps(np.float64)
+    a = diag_matrix([1.0, 5 * e, 3 * e, 0.0])
+    assert int(jaxpinv.matrix_rank(a)) == 2
+    # atol > 0 switches the default rtol off: only atol counts.
+    assert int(jaxpinv.matrix_rank(a, atol=2.5 * e)) == 3
+    # atol == 0 keeps the default rtol.
+    assert int(jaxpinv.matrix_rank(a, atol=0.0)) == 2
+    # float32 uses float32's eps.
+    e32 = eps(np.float32)
+    a32 = diag_matrix([1.0, 5 * e32, 3 * e32]).astype(np.float32)
+    assert int(jaxpinv.matrix_rank(a32)) == 2
+
+
+def test_array_tolerances_broadcast_with_batch_and_enlarge_output():
+    s = np.array([[2.0, 1.0, 0.5], [4.0, 1.0, 0.1]])  # batch of 2
+    a = diag_matrix(s)
+    atol = np.array([[0.05], [0.6], [1.5]])  # (3, 1) against batch (2,) -> (3, 2)
+    p = jaxpinv.pinv(a, atol=atol)
+    assert p.shape == (3, 2, 3, 3)
+    for i in range(3):
+        for j in range(2):
+            keep = s[j] > atol[i, 0]
+            np.testing.assert_allclose(p[i, j], np.diag(np.where(keep, 1 / s[j], 0)), rtol=1e-14)
+    ranks = jaxpinv.matrix_rank(a, atol=atol)
+    np.testing.assert_array_equal(ranks, (s[None] > atol[:, :, None]).sum(-1))
+
+
+def test_array_atol_elementwise_default_rtol():
+    # atol = [0, 0.3]: first member uses the default rtol, the second rtol = 0.
+    s = np.array([[1.0, 1e-20], [1.0, 0.2]])
+    ranks = jaxpinv.matrix_rank(diag_matrix(s), atol=np.array([0.0, 0.3]))
+    np.testing.assert_array_equal(ranks, [1, 1])
+    ranks = jaxpinv.matrix_rank(diag_matrix(s), atol=np.array([0.0, 0.1]))
+    np.testing.assert_array_equal(ranks, [1, 2])
+
+
+def test_pinverse_is_pinv_with_rtol():
+    rng = np.random.default_rng(2)
+    a = diag_matrix([3.0, 1.0, 0.01, 1e-17]) @ np.linalg.qr(rng.standard_normal((4, 4)))[0]
+    # rcond 1e-15: 1e-17 / 3 < 1e-15 -> dropped; rcond 1e-2: 0.01 / 3 > 1e-2? no, 0.0033 -> dropped.
+    ref15 = np.linalg.pinv(a, rcond=1e-15)
+    np.testing.assert_allclose(jaxpinv.pinverse(a), ref15, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(
+        jaxpinv.pinverse(a, rcond=1e-2), np.linalg.pinv(a, rcond=1e-2), rtol=1e-10, atol=1e-12
+    )
+    assert int(jaxpinv.matrix_rank(a, rtol=1e-2)) == 2
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.complex128])
+def test_hermitian_reads_lower_triangle(dtype):
+    rng = np.random.default_rng(3)
+    n = 5
+    x = random_matrix(rng, (n, n), dtype, cond=50.0)
+    h = x + np.conj(x.T)  # Hermitian, indefinite
+    w = np.linalg.eigvalsh(h)
+    h = h - w[2] * np.eye(n)  # make it singular: one zero eigenvalue
+    garbage = h.copy()
+    iu = np.triu_indices(n, 1)
+    garbage[iu] = 1e3 * (1 + 1j if np.iscomplexobj(h) else 1)
+    if np.iscomplexobj(h):
+        garbage[np.diag_indices(n)] += 7j  # imaginary diagonal ignored too
+    ref = np.linalg.pinv(h, rcond=1e-10, hermitian=True)
+    got = jaxpinv.pinv(garbage, hermitian=True)
+    assert rel_err(got, ref) < 1e-10
+    assert int(jaxpinv.matrix_rank(garbage, hermitian=True)) == n - 1
+    # Without hermitian=True the upper triangle does matter.
+    assert rel_err(jaxpinv.pinv(garbage), ref) > 1e-3
+
+
+def test_hermitian_uses_abs_eigenvalues_for_cutoff():
+    h = np.diag([-3.0, 1.0, -0.2])
+    np.testing.assert_allclose(
+        jaxpinv.pinv(h, hermitian=True, rtol=0.1), np.diag([-1 / 3, 1.0, 0.0]), rtol=1e-14
+    )
+    assert int(jaxpinv.matrix_rank(h, hermitian=True, atol=0.5)) == 2
+
+
+@pytest.mark.parametrize(
+    "shape", [(0, 3), (3, 0), (0, 0), (0, 2, 3), (2, 0, 4), (3, 4, 0), (0, 0, 0)]
+)
+def test_zero_size(shape):
+    a = jnp.zeros(shape)
+    p = jaxpinv.pinv(a)
+    assert p.shape == shape[:-2] + (shape[-1], shape[-2])
+    assert p.dtype == a.dtype
+    r = jaxpinv.matrix_rank(a)
+    assert r.shape == shape[:-2]
+    np.testing.assert_array_equal(r, np.zeros(shape[:-2]))
+    if shape[-1] == shape[-2]:
+        assert jaxpinv.pinv(a, hermitian=True).shape == p.shape
+
+
+def test_matrix_rank_consistent_with_pinv_on_random_tolerances():
+    rng = np.random.default_rng(4)
+    a = random_matrix(rng, (20, 6, 4), np.float64, cond=1e4)
+    atol = rng.uniform(0, 0.5, size=20)
+    p = np.asarray(jaxpinv.pinv(a, atol=atol))
+    r = np.asarray(jaxpinv.matrix_rank(a, atol=atol))
+    # rank(pinv) computed independently by numpy with a threshold far from any kept 1/s
+    np.testing.assert_array_equal(r, np.linalg.matrix_rank(p, tol=1e-8))
+    np.testing.assert_array_equal(r, (np.linalg.svd(a, compute_uv=False) > atol[:, None]).sum(-1))
