@@ -12,6 +12,7 @@ import jax
 
 jax.config.update("jax_enable_x64", True)
 
+import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from hypothesis import HealthCheck, settings  # noqa: E402
 
@@ -55,4 +56,4 @@ def random_matrix(rng, shape, dtype=np.float64, rank=None, cond=None):
 
 def eps(dtype) -> float:
     """Machine epsilon of the real dtype underlying ``dtype``."""
-    return float(np.finfo(np.dtype(dtype)).eps)
+    return float(jnp.finfo(dtype).eps)

@@ -1,0 +1,69 @@
+"""Dtypes: float32/64, complex64/128, promotion of ints and bools, float16 and bfloat16."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import eps, random_matrix
+
+import jaxpinv
+
+
+@pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16])
+@pytest.mark.parametrize("hermitian", [False, True])
+def test_half_precision_computed_in_float32_returned_in_input_dtype(dtype, hermitian):
+    rng = np.random.default_rng(0)
+    a64 = random_matrix(rng, (3, 4, 4), np.float64, cond=5.0)
+    if hermitian:
+        a64 = a64 + np.swapaxes(a64, -1, -2)
+    a = jnp.asarray(a64, dtype)
+    p = jaxpinv.pinv(a, hermitian=hermitian)
+    assert p.dtype == dtype and p.shape == (3, 4, 4)
+    # Reference: float64 pinv of the *rounded* input; the only error left is the
+    # float32 computation (~n eps32 cond) plus rounding the output to `dtype`
+    # (eps(dtype) relative): bound 4 eps(dtype) relative to max |P|.
+    ref = np.linalg.pinv(np.asarray(a, np.float64), hermitian=hermitian)
+    err = np.abs(np.asarray(p, np.float64) - ref).max() / np.abs(ref).max()
+    assert err < 4 * eps(dtype)
+    g = jax.grad(lambda a: jnp.sum(jaxpinv.pinv(a, hermitian=hermitian)).astype(jnp.float32))(a)
+    assert g.dtype == dtype and np.all(np.isfinite(np.asarray(g, np.float32)))
+
+
+def test_half_precision_default_rtol_uses_its_own_eps():
+    # float16 eps = 2^-10 ~ 9.8e-4; for 3x3 the default cutoff is ~2.9e-3 * s_max.
+    a = jnp.asarray(np.diag([1.0, 5e-3, 1e-3]), jnp.float16)
+    assert int(jaxpinv.matrix_rank(a)) == 2
+    assert int(jaxpinv.matrix_rank(a.astype(jnp.float32))) == 3
+
+
+@pytest.mark.parametrize(
+    "dtype,expected",
+    [(np.int32, jnp.float64), (np.int64, jnp.float64), (np.bool_, jnp.float64), (np.uint8, jnp.float64)],
+)
+def test_ints_and_bools_promote_like_jnp(dtype, expected):
+    a = np.array([[1, 0], [1, 1], [0, 1]], dtype=dtype)
+    p = jaxpinv.pinv(a)
+    assert p.dtype == expected == jnp.linalg.pinv(a.astype(np.float64)).dtype  # x64 on in tests
+    np.testing.assert_allclose(p, np.linalg.pinv(a.astype(np.float64)), rtol=1e-12)
+    assert int(jaxpinv.matrix_rank(a)) == 2
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.complex64, np.complex128])
+def test_dtype_preserved_and_accurate(dtype):
+    rng = np.random.default_rng(1)
+    a = random_matrix(rng, (2, 5, 3), dtype, cond=20.0)
+    p = jaxpinv.pinv(a)
+    assert p.dtype == dtype
+    ref = np.linalg.pinv(a.astype(np.complex128))
+    # backward-stable SVD: relative error within 10 * n * eps * cond
+    assert np.abs(np.asarray(p) - ref).max() / np.abs(ref).max() < 10 * 5 * eps(dtype) * 20
+    r = jaxpinv.matrix_rank(a)
+    assert r.dtype == jnp.int32
+
+
+def test_python_lists_and_numpy_inputs():
+    p = jaxpinv.pinv([[1.0, 0.0], [0.0, 2.0]])
+    np.testing.assert_allclose(p, [[1.0, 0.0], [0.0, 0.5]])
+    assert isinstance(p, jax.Array)

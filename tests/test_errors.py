@@ -1,0 +1,127 @@
+"""Bad input: clear trace-time errors, and NaN/Inf isolated per matrix (never a hang)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxpinv
+
+
+@pytest.mark.parametrize(
+    "call,exc,words",
+    [
+        (lambda: jaxpinv.pinv(jnp.ones(3)), ValueError, ["pinv", "'a'", "at least 2 dimensions", "(3,)"]),
+        (lambda: jaxpinv.pinv(jnp.float32(1)), ValueError, ["pinv", "'a'", "()"]),
+        (lambda: jaxpinv.matrix_rank(jnp.ones(3)), ValueError, ["matrix_rank", "'a'"]),
+        (lambda: jaxpinv.pinverse(jnp.ones(3)), ValueError, ["pinverse", "'input'"]),
+        (lambda: jaxpinv.pinv(jnp.ones((3, 4)), hermitian=True), ValueError, ["pinv", "hermitian", "square", "3 x 4"]),
+        (lambda: jaxpinv.pinv(np.array([["a", "b"], ["c", "d"]])), TypeError, ["pinv", "'a'", "numeric", "<U1"]),
+        (lambda: jaxpinv.pinv(jax.random.key(0)[None, None]), TypeError, ["pinv", "'a'", "numeric", "key"]),
+        (lambda: jaxpinv.pinv(jnp.eye(2), atol=1j), TypeError, ["pinv", "'atol'", "real"]),
+        (lambda: jaxpinv.pinv(jnp.eye(2), rtol=jnp.array([1j])), TypeError, ["pinv", "'rtol'", "real", "complex"]),
+        (lambda: jaxpinv.pinv(jnp.eye(2), atol=-1.0), ValueError, ["pinv", "'atol'", "non-negative", "-1.0"]),
+        (lambda: jaxpinv.pinv(jnp.eye(2), rtol=float("nan")), ValueError, ["pinv", "'rtol'", "nan"]),
+        (lambda: jaxpinv.pinv(jnp.eye(2), atol=np.array([0.1, -0.1])), ValueError, ["pinv", "'atol'", "non-negative"]),
+        (lambda: jaxpinv.pinverse(jnp.eye(2), rcond=-1e-3), ValueError, ["pinverse", "'rcond'"]),
+        (lambda: jaxpinv.matrix_rank(jnp.eye(2), atol="x"), TypeError, ["matrix_rank", "'atol'"]),
+        (lambda: jaxpinv.pinv(jnp.ones((2, 3, 3)), atol=jnp.ones(4)), ValueError, ["pinv", "broadcast", "(2,)", "(4,)"]),
+        (lambda: jaxpinv.pinv(jnp.eye(2), hermitian=jnp.array(True)), TypeError, ["pinv", "'hermitian'", "Python bool"]),
+        (lambda: jax.jit(jaxpinv.pinv)(jnp.ones(4)), ValueError, ["pinv", "at least 2 dimensions"]),
+    ],
+)
+def test_clear_errors(call, exc, words):
+    with pytest.raises(exc) as info:
+        call()
+    msg = str(info.value)
+    for w in words:
+        assert w.lower() in msg.lower(), (w, msg)
+
+
+def test_traced_negative_tolerance_is_zero_never_inf():
+    a = jnp.asarray(np.diag([1.0, 1e-3, 0.0]))
+    p = jax.jit(lambda t: jaxpinv.pinv(a, atol=t, rtol=t))(-1.0)
+    np.testing.assert_array_equal(p, np.diag([1.0, 1e3, 0.0]))
+    r = jax.jit(lambda t: jaxpinv.matrix_rank(a, atol=t))(-5.0)
+    assert int(r) == 2
+
+
+def test_traced_nan_tolerance_gives_nan_for_that_matrix_only():
+    a = jnp.stack([jnp.eye(2), 2 * jnp.eye(2)])
+    p = jax.jit(lambda t: jaxpinv.pinv(a, atol=t))(jnp.array([jnp.nan, 0.0]))
+    assert np.all(np.isnan(p[0]))
+    np.testing.assert_array_equal(p[1], 0.5 * np.eye(2))
+    np.testing.assert_array_equal(jax.jit(lambda t: jaxpinv.matrix_rank(a, atol=t))(jnp.array([jnp.nan, 0.0])), [-1, 2])
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("hermitian", [False, True])
+def test_non_finite_matrix_is_nan_others_untouched(bad, hermitian):
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((3, 4, 4))
+    if hermitian:
+        a = a + np.swapaxes(a, -1, -2)
+    a[1, 3, 0] = bad  # lower triangle: read in both modes
+    p = jaxpinv.pinv(a, hermitian=hermitian)
+    assert np.all(np.isnan(p[1]))
+    for i in (0, 2):
+        np.testing.assert_allclose(p[i], np.linalg.pinv(a[i], hermitian=hermitian), rtol=1e-9, atol=1e-12)
+    np.testing.assert_array_equal(jaxpinv.matrix_rank(a, hermitian=hermitian), [4, -1, 4])
+
+    c = rng.standard_normal((3, 4, 4))
+
+    def loss(a):
+        p = jaxpinv.pinv(a, hermitian=hermitian)
+        return jnp.sum(jnp.where(jnp.isnan(p), 0.0, p) * c)  # a loss that masks the bad member
+
+    g = jax.grad(loss)(jnp.asarray(a))
+    clean = a.copy()
+    clean[1] = np.eye(4)
+    g_clean = jax.grad(loss)(jnp.asarray(clean))
+    for i in (0, 2):  # other members' gradients unchanged, bit for bit
+        np.testing.assert_array_equal(g[i], g_clean[i])
+    # The gradient of a loss that sees the NaN is NaN for the bad member only.
+    g_nan = jax.grad(lambda a: jnp.sum(jaxpinv.pinv(a, hermitian=hermitian)[1]))(jnp.asarray(a))
+    assert np.isnan(np.asarray(g_nan[1])).any()
+    np.testing.assert_array_equal(np.asarray(g_nan)[[0, 2]], 0.0)
+
+
+def test_upper_triangle_inf_is_ignored_with_hermitian():
+    a = np.eye(3)
+    a[0, 2] = np.inf  # upper triangle: not read with hermitian=True
+    np.testing.assert_array_equal(jaxpinv.pinv(a, hermitian=True), np.eye(3))
+    assert np.all(np.isnan(jaxpinv.pinv(a)))
+
+
+@pytest.mark.timeout(200)
+def test_inf_input_returns_instead_of_hanging():
+    # numpy.linalg.pinv and jnp.linalg.pinv hang forever in LAPACK on this input
+    # (4x3 float64 with one Inf); jaxpinv must return, all-NaN. Run in a
+    # subprocess with a timeout so a regression fails instead of hanging.
+    script = textwrap.dedent(
+        """
+        import jax
+        jax.config.update("jax_enable_x64", True)
+        import numpy as np, jaxpinv
+        for shape in [(4, 3), (3, 4), (2, 2), (5, 5), (2, 4, 3)]:
+            a = np.arange(np.prod(shape), dtype=np.float64).reshape(shape) + 1.0
+            a[..., 0, 0] = np.inf
+            p = np.asarray(jaxpinv.pinv(a))
+            assert np.isnan(p).all(), shape
+            g = jax.grad(lambda a: jaxpinv.pinv(a).sum())(a)
+            assert g.shape == a.shape
+            assert (np.asarray(jaxpinv.matrix_rank(a)) == -1).all()
+        print("returned")
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=180
+    )
+    assert out.returncode == 0, out.stderr
+    assert "returned" in out.stdout
