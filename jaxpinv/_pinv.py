@@ -105,7 +105,7 @@ def pinv(
 
     **Example:**
 
-    >>> import jax.numpy as jnp
+    >>> import jax, jax.numpy as jnp
     >>> import jaxpinv
     >>> a = jnp.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
     >>> p = jaxpinv.pinv(a)
@@ -113,9 +113,11 @@ def pinv(
     (2, 3)
     >>> bool(jnp.allclose(p @ a, jnp.eye(2), atol=1e-5))
     True
-    >>> jaxpinv.pinv(jnp.diag(jnp.array([1.0, 1e-3])), atol=1e-2)
-    Array([[1., 0.],
-           [0., 0.]], dtype=float32)
+    >>> jaxpinv.pinv(jnp.diag(jnp.array([1.0, 1e-3])), atol=1e-2).tolist()
+    [[1.0, 0.0], [0.0, 0.0]]
+    >>> g = jax.grad(lambda a: jaxpinv.pinv(a).sum())(jnp.eye(2))  # finite at repeated s
+    >>> g.tolist()
+    [[-1.0, -1.0], [-1.0, -1.0]]
     """
     fname = "pinv"
     arr, hermitian, atol, rtol = _check(fname, a, atol, rtol, hermitian)
@@ -151,9 +153,8 @@ def pinverse(input: ArrayLike, rcond: float = 1e-15) -> jax.Array:
     >>> import jax.numpy as jnp
     >>> import jaxpinv
     >>> a = jnp.array([[2.0, 0.0], [0.0, 1e-20]])
-    >>> jaxpinv.pinverse(a)
-    Array([[0.5, 0. ],
-           [0. , 0. ]], dtype=float32)
+    >>> jaxpinv.pinverse(a).tolist()
+    [[0.5, 0.0], [0.0, 0.0]]
     """
     fname = "pinverse"
     arr, _, _, rcond = _check(fname, input, None, rcond, False, names=("input", "rcond"))
@@ -189,10 +190,10 @@ def matrix_rank(
     >>> import jax.numpy as jnp
     >>> import jaxpinv
     >>> a = jnp.array([[1.0, 2.0], [2.0, 4.0], [0.0, 0.0]])
-    >>> jaxpinv.matrix_rank(a)
-    Array(1, dtype=int32)
-    >>> jaxpinv.matrix_rank(jnp.diag(jnp.array([1.0, 1e-3])), atol=jnp.array([1e-4, 1e-2]))
-    Array([2, 1], dtype=int32)
+    >>> int(jaxpinv.matrix_rank(a))
+    1
+    >>> jaxpinv.matrix_rank(jnp.diag(jnp.array([1.0, 1e-3])), atol=jnp.array([1e-4, 1e-2])).tolist()
+    [2, 1]
     """
     fname = "matrix_rank"
     arr, hermitian, atol, rtol = _check(fname, a, atol, rtol, hermitian)

@@ -1,0 +1,30 @@
+"""Every public docstring example runs (doctest) and prints what it claims."""
+
+from __future__ import annotations
+
+import doctest
+
+import pytest
+
+import jaxpinv
+from jaxpinv import _pinv
+
+
+@pytest.mark.parametrize("name", [n for n in jaxpinv.__all__ if callable(getattr(jaxpinv, n))])
+def test_docstring_examples_run(name):
+    fn = getattr(jaxpinv, name)
+    for section in ("**Arguments:**", "**Returns:**", "**Raises:**", "**Example:**"):
+        assert section in fn.__doc__, (name, section)
+    finder = doctest.DocTestFinder()
+    runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
+    tests = [t for t in finder.find(fn, name, globs={}) if t.examples]
+    assert tests, f"{name} has no example"
+    for t in tests:
+        runner.run(t)
+    result = runner.summarize(verbose=False)
+    assert result.failed == 0
+
+
+def test_module_docstrings():
+    for mod in (_pinv, jaxpinv):
+        assert mod.__doc__
