@@ -213,8 +213,8 @@ def _check(
     hermitian = _validate.static_bool(fname, "hermitian", hermitian)
     if hermitian:
         _validate.square(fname, names[0], arr)
-    atol = _validate.tolerance(fname, "atol", atol)
-    rtol = _validate.tolerance(fname, names[1], rtol)
+    atol = _tolerance.host(_validate.tolerance(fname, "atol", atol))
+    rtol = _tolerance.host(_validate.tolerance(fname, names[1], rtol))
     _validate.batch_shape(fname, arr.shape, atol, rtol)
     return arr, hermitian, atol, rtol
 
@@ -232,9 +232,8 @@ def _prepare(
     m, n = a.shape[-2:]
     tol_shapes = [jnp.shape(t) for t in (atol, rtol) if t is not None]
     batch = tuple(jnp.broadcast_shapes(a.shape[:-2], *tol_shapes))
-    real_dtype = jnp.finfo(compute_dtype).dtype
     # out_dtype is the input's inexact dtype: its eps sets the default rtol.
-    atol_b, rtol_b = _tolerance.resolve(atol, rtol, batch, m, n, out_dtype, real_dtype)
+    atol_b, rtol_b = _tolerance.resolve(atol, rtol, batch, m, n, out_dtype)
     a = jnp.broadcast_to(a.astype(compute_dtype), batch + (m, n))
     if hermitian and a.size:
         a = _hermitian_from_lower(a)
@@ -303,10 +302,8 @@ def _decompose(
         else:
             values = jnp.linalg.svd(a, compute_uv=False)
         magnitude = values
-    cut = _tolerance.cutoff(jnp.max(magnitude, axis=-1), atol, rtol)
-    keep = magnitude > cut[..., None]
-    bad = bad | jnp.isnan(cut)
-    return values, keep, bad, factors
+    keep, nan_tol = _tolerance.keep(magnitude, atol, rtol)
+    return values, keep, bad | nan_tol, factors
 
 
 # --------------------------------------------------------------------------- #

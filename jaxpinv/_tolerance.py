@@ -6,6 +6,13 @@
 ``atol=None`` means 0. ``rtol=None`` means ``max(m, n) * eps`` where ``atol`` is
 None or 0 and 0 where ``atol > 0`` (elementwise, so it works for traced and
 array tolerances too); ``eps`` is the machine epsilon of the input's real dtype.
+
+The cutoff and the comparison are computed in the widest float JAX has
+(float64 with ``jax_enable_x64``, else float32), whatever the input's dtype:
+torch does the same in double, so a float32 singular value is compared with
+the tolerance the user wrote, not with its float32 rounding. Without x64, a
+tolerance known on the host is rounded *down* to float32, which keeps
+``sigma > atol`` exact for every float32 ``sigma``.
 """
 
 from __future__ import annotations
@@ -14,6 +21,30 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+
+
+def wide_dtype() -> Any:
+    """float64 under ``jax_enable_x64``, else float32: where cutoffs are computed."""
+    return jnp.zeros((), dtype=float).dtype
+
+
+def host(value: Any) -> Any:
+    """A tolerance known on the host (Python number, NumPy array) in the wide dtype.
+
+    Rounded toward -inf when the wide dtype is float32, so that for every
+    float32 ``sigma``, ``sigma > rounded`` iff ``sigma > value``. JAX arrays
+    (concrete or traced) already have a JAX dtype and pass through.
+    """
+    if value is None or isinstance(value, jax.Array):
+        return value
+    exact = np.asarray(value, dtype=np.float64)
+    wide = wide_dtype()
+    if wide == np.float64:
+        return exact
+    rounded = exact.astype(np.float32)
+    up = rounded.astype(np.float64) > exact
+    return np.where(up, np.nextafter(rounded, np.float32(-np.inf)), rounded).astype(np.float32)
 
 
 def default_rtol(m: int, n: int, input_dtype: Any) -> float:
@@ -29,9 +60,8 @@ def resolve(
     m: int,
     n: int,
     input_dtype: Any,
-    real_dtype: Any,
 ) -> tuple[jax.Array, jax.Array]:
-    """Return ``(atol, rtol)`` as arrays of shape ``batch`` in ``real_dtype``.
+    """Return ``(atol, rtol)`` as arrays of shape ``batch`` in the wide dtype.
 
     Negative values (possible only for traced tolerances, the others are checked
     by ``_validate.tolerance``) become 0; NaN stays NaN so that the result it
@@ -39,6 +69,7 @@ def resolve(
     differentiated: their tangents are cut here.
     """
     default = default_rtol(m, n, input_dtype)
+    real_dtype = wide_dtype()
     if atol is None:
         atol_arr = jnp.zeros((), real_dtype)
         rtol_arr = jnp.asarray(default, real_dtype) if rtol is None else _as_real(rtol, real_dtype)
@@ -60,7 +91,14 @@ def _as_real(tol: Any, real_dtype: Any) -> jax.Array:
     return jnp.maximum(tol, jnp.zeros((), real_dtype))
 
 
-def cutoff(s_max: jax.Array, atol: jax.Array, rtol: jax.Array) -> jax.Array:
-    """``max(atol, rtol * s_max)``, NaN if either tolerance is NaN."""
-    return jnp.maximum(atol, rtol * s_max)
+def keep(magnitude: jax.Array, atol: jax.Array, rtol: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """``(keep, nan_tol)``: the mask ``sigma > max(atol, rtol * sigma_max)`` per matrix.
+
+    ``magnitude`` holds the singular values (|eigenvalues|) along its last axis;
+    the comparison runs in the wide dtype. ``nan_tol`` flags matrices whose
+    cutoff is NaN (a NaN tolerance).
+    """
+    magnitude = magnitude.astype(atol.dtype)
+    cut = jnp.maximum(atol, rtol * jnp.max(magnitude, axis=-1))
+    return magnitude > cut[..., None], jnp.isnan(cut)
 
