@@ -1,0 +1,63 @@
+"""``python -m jaxpinv``: the self-check passes and the timing table prints.
+
+Each test runs the module in a fresh interpreter (the test session enables
+x64; the command-line tool must work in JAX's default configuration), from the
+repository root so that the checkout's ``jaxpinv`` is the one imported.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    env.pop("JAX_ENABLE_X64", None)  # check the default (float32) configuration
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    return subprocess.run(
+        [sys.executable, "-m", "jaxpinv", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def _check_output(proc: subprocess.CompletedProcess[str]) -> str:
+    out = proc.stdout
+    shown = f"exit {proc.returncode}\n--- stdout ---\n{out}\n--- stderr ---\n{proc.stderr}"
+    assert proc.returncode == 0, shown
+    passes = re.findall(r"^\s*PASS\s", out, flags=re.M)
+    # (a) four Penrose conditions x 2 matrices, (b), (c), (d): at least 11 lines.
+    assert len(passes) >= 11, shown
+    assert "FAIL" not in out, shown
+    for needed in ("jaxpinv ", "jax ", "backend ", "devices ", "all ", "checks passed"):
+        assert needed in out, shown
+    return out
+
+
+@pytest.mark.timeout(150)
+def test_self_check_no_timing() -> None:
+    out = _check_output(_run("--no-timing"))
+    assert "Timing" not in out
+
+
+@pytest.mark.timeout(150)
+def test_self_check_with_timing() -> None:
+    # Three timed runs per case keep this short on a loaded 2-core machine.
+    out = _check_output(_run("--repeats", "3"))
+    assert "Timing" in out
+    for case in ("256x256 float32", "512x16x16 float32"):
+        row = re.search(rf"^\s*{re.escape(case)}\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)", out, flags=re.M)
+        assert row is not None, out
+        ours, theirs, ratio = (float(v) for v in row.groups())
+        assert ours > 0 and theirs > 0 and ratio > 0, row.group(0)
