@@ -137,9 +137,9 @@ def _check_derivative(rng: np.random.Generator) -> tuple[bool, str]:
     import jaxpinv
 
     m, n, k = 5, 4, 2
-    x, dx = rng.standard_normal((m, k)), rng.standard_normal((m, k))
-    y, dy = rng.standard_normal((n, k)), rng.standard_normal((n, k))
-    x, dx, y, dy = (jnp.asarray(v, jnp.float32) for v in (x, dx, y, dy))
+    x, dx, y, dy = (
+        jnp.asarray(rng.standard_normal(shape), jnp.float32) for shape in [(m, k), (m, k), (n, k), (n, k)]
+    )
 
     def path(t: Any) -> Any:
         # Rank k for every t near 0, so pinv is differentiable along the path.
@@ -158,6 +158,7 @@ def _check_derivative(rng: np.random.Generator) -> tuple[bool, str]:
     # projection in "rev" mode, so the forward tolerances are divided by m * n
     # to make both effectively 3e-3.
     eps, tol = 1e-3, 3e-3
+    check_grads: Callable[..., Any] | None
     try:
         from jax.test_util import check_grads
     except ImportError:  # pragma: no cover - JAX without test_util: manual check
@@ -301,7 +302,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"python  {platform.python_version()}, numpy {np.__version__}")
     print(f"backend {jax.default_backend()}")
     print(f"devices {jax.devices()}")
-    print(f"x64     {bool(jax.config.jax_enable_x64)}")
+    print(f"x64     {bool(jax.config.read('jax_enable_x64'))}")
 
     rng = np.random.default_rng(args.seed)
     print("\nSelf-check:")

@@ -101,7 +101,7 @@ def tolerance(fname: str, argname: str, value: Any) -> Any:
                 f"{fname}: argument '{argname}' must be real; got the complex number "
                 f"{value!r}."
             )
-        value = float(value)
+        value = float(value)  # type: ignore[arg-type]  # a real Number here
         if math.isnan(value) or value < 0:
             raise ValueError(
                 f"{fname}: argument '{argname}' must be a non-negative number; "

@@ -25,6 +25,7 @@ from jax.test_util import check_grads
 
 import jaxpinv
 
+
 def check(f, args, order, tol):
     """``check_grads`` fwd+rev with the tolerance *per entry*.
 
