@@ -230,8 +230,7 @@ def _prepare(
     """Broadcast, cast to the compute dtype, read the lower triangle if Hermitian."""
     _, compute_dtype, out_dtype = _validate.matrix_dtypes("pinv", "a", a)
     m, n = a.shape[-2:]
-    tol_shapes = [jnp.shape(t) for t in (atol, rtol) if t is not None]
-    batch = tuple(jnp.broadcast_shapes(a.shape[:-2], *tol_shapes))
+    batch = _validate.batch_shape("pinv", a.shape, atol, rtol)
     # out_dtype is the input's inexact dtype: its eps sets the default rtol.
     atol_b, rtol_b = _tolerance.resolve(atol, rtol, batch, m, n, out_dtype)
     a = jnp.broadcast_to(a.astype(compute_dtype), batch + (m, n))
