@@ -16,6 +16,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from jaxpinv import _tolerance, _validate
@@ -244,7 +245,7 @@ def _pinv_impl(a: jax.Array, atol: Any, rtol: Any, hermitian: bool) -> jax.Array
     a, atol, rtol, out_dtype = _prepare(a, atol, rtol, hermitian)
     if a.size == 0:
         return jnp.zeros(a.shape[:-2] + a.shape[-2:][::-1], out_dtype)
-    return _pinv_core(a, atol, rtol, hermitian).astype(out_dtype)
+    return _pinv_core(a, atol, rtol, hermitian)[0].astype(out_dtype)
 
 
 @partial(jax.jit, static_argnames=("hermitian",))
@@ -311,31 +312,49 @@ def _decompose(
 
 
 @partial(jax.custom_jvp, nondiff_argnums=(3,))
-def _pinv_core(a: jax.Array, atol: jax.Array, rtol: jax.Array, hermitian: bool) -> jax.Array:
-    """pinv of a non-empty batch ``a`` (Hermitian already formed if ``hermitian``)."""
+def _pinv_core(
+    a: jax.Array, atol: jax.Array, rtol: jax.Array, hermitian: bool
+) -> tuple[jax.Array, jax.Array]:
+    """``(pinv(a), rank)`` of a non-empty batch ``a`` (Hermitian already formed if ``hermitian``).
+
+    The rank (int32, per matrix) lets the derivative skip the Golub–Pereyra
+    terms that vanish at full rank.
+    """
     values, keep, bad, factors = _decompose(a, atol, rtol, hermitian)
     assert factors is not None
     left, right_h = factors
     # Safe where: divide only by kept values, so nothing is inf or NaN.
     inv = jnp.where(keep, 1 / jnp.where(keep, values, 1), 0).astype(a.dtype)
     p = _mm(_h(right_h) * inv[..., None, :], _h(left))
-    return jnp.where(bad[..., None, None], jnp.asarray(jnp.nan, a.dtype), p)
+    p = jnp.where(bad[..., None, None], jnp.asarray(jnp.nan, a.dtype), p)
+    # A NaN matrix counts as full rank here: its derivative is NaN anyway, and
+    # it must not send the rest of the batch down the rank-deficient path.
+    rank = jnp.where(bad, min(a.shape[-2:]), jnp.sum(keep, axis=-1, dtype=jnp.int32))
+    return p, rank
 
 
 @_pinv_core.defjvp
 def _pinv_core_jvp(
     hermitian: bool, primals: tuple[jax.Array, ...], tangents: tuple[jax.Array, ...]
-) -> tuple[jax.Array, jax.Array]:
+) -> tuple[tuple[jax.Array, jax.Array], tuple[jax.Array, Any]]:
     a, atol, rtol = primals
     da = tangents[0]  # the tolerances' tangents are ignored: not differentiable
     # Calling the custom_jvp function itself (not the factors) keeps every
     # derivative of this rule on stable ground: P's own derivative is this rule.
-    p = _pinv_core(a, atol, rtol, hermitian)
-    return p, _pinv_tangent(a, p, da, hermitian)
+    p, rank = _pinv_core(a, atol, rtol, hermitian)
+    dp = _pinv_tangent(a, p, rank, da, hermitian)
+    return (p, rank), (dp, np.zeros(rank.shape, dtype=jax.dtypes.float0))
 
 
-def _pinv_tangent(a: jax.Array, p: jax.Array, da: jax.Array, hermitian: bool) -> jax.Array:
+def _pinv_tangent(
+    a: jax.Array, p: jax.Array, rank: jax.Array, da: jax.Array, hermitian: bool
+) -> jax.Array:
     """Golub–Pereyra: ``dP = -P dA P + P P^H dA^H (I - A P) + (I - P A) dA^H P^H P``.
+
+    The second term vanishes where ``rank == m`` (then ``A P = I``), the third
+    where ``rank == n`` (``P A = I``): a ``lax.cond`` on the batch's ranks skips
+    them, so a full-rank square matrix costs two matmuls (under ``vmap`` the
+    cond becomes a select and both sides are computed, still correct).
 
     Evaluated on the scaled problem ``A/c``, ``c P``, ``dA/c`` with ``c`` the
     largest entry magnitude of each matrix (a constant: the formula satisfies
@@ -345,19 +364,39 @@ def _pinv_tangent(a: jax.Array, p: jax.Array, da: jax.Array, hermitian: bool) ->
     """
     m, n = a.shape[-2:]
     if not hermitian and m < n:
-        return _h(_pinv_tangent(_h(a), _h(p), _h(da), False))
+        return _h(_pinv_tangent(_h(a), _h(p), rank, _h(da), False))
     scale = lax.stop_gradient(jnp.max(jnp.abs(a), axis=(-2, -1), keepdims=True))
     scale = jnp.where((scale > 0) & jnp.isfinite(scale), scale, 1).astype(a.dtype)
     a, p, da = a / scale, p * scale, da / scale
-    pdap = _mm(_mm(p, da), p)
-    eye = jnp.eye(n, dtype=a.dtype)
+    full_col = jnp.all(rank == n)  # P A = I (and A P = I when square)
+
+    def pdap() -> jax.Array:
+        return _mm(_mm(p, da), p)
+
     if hermitian:
         # P = P^H, dA = dA^H: the last two terms are each other's adjoint.
-        t = _mm(_mm(p, p), da - _mm(_mm(da, a), p))
-        dp = t + _h(t) - pdap
-    else:
-        dah = _h(da)  # n x m
-        t2 = _mm(_mm(p, _h(p)), dah - _mm(_mm(dah, a), p))
-        t3 = _mm(_mm(_mm(eye - _mm(p, a), dah), _h(p)), p)
-        dp = t2 + t3 - pdap
-    return dp / scale
+        def deficient() -> jax.Array:
+            t = _mm(_mm(p, p), da - _mm(_mm(da, a), p))
+            return t + _h(t) - pdap()
+
+        return lax.cond(full_col, lambda: -pdap(), deficient) / scale
+
+    b = _h(da)  # dA^H, n x m
+
+    def t3() -> jax.Array:  # (I - P A) dA^H P^H P: zero when P A = I
+        eye = jnp.eye(n, dtype=a.dtype)
+        return _mm(_mm(_mm(eye - _mm(p, a), b), _h(p)), p)
+
+    def general() -> jax.Array:
+        # With G = P P^H (n x n) the first two terms regroup as
+        #   -P dA P + G B (I - A P) = G B - (P dA + G (B A)) P,
+        # 4 m n^2 + n^3 flops instead of 6 m n^2 (m >= n).
+        g = _mm(p, _h(p))
+        out = _mm(g, b) - _mm(_mm(p, da) + _mm(g, _mm(b, a)), p)
+        if m == n:  # reached only below full rank: the third term stays
+            return out + t3()
+        return out + lax.cond(full_col, lambda: jnp.zeros_like(out), t3)
+
+    if m == n:  # full rank: A P = P A = I and dP = -P dA P, two matmuls
+        return lax.cond(full_col, lambda: -pdap(), general) / scale
+    return general() / scale

@@ -78,6 +78,20 @@ def test_check_grads_rank_preserving(case):
     check(f, (x, y), order, tol)
 
 
+@pytest.mark.parametrize("m,n", [(4, 4), (5, 3)])
+def test_check_grads_batch_mixing_full_rank_and_deficient(m, n):
+    # The rule skips terms that vanish at full rank only when the whole batch
+    # has full rank: a mixed batch must take the general path for everyone.
+    rng = np.random.default_rng(12)
+    x1, y1 = factors(rng, (), m, n, n, np.float64)
+    x2, y2 = factors(rng, (), m, n, n - 1, np.float64)
+
+    def f(x1, y1, x2, y2):
+        return jaxpinv.pinv(jnp.stack([product(x1, y1), product(x2, y2)]))
+
+    check(f, (x1, y1, x2, y2), 2, 1e-4)
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.complex128])
 @pytest.mark.parametrize("n,r", [(4, 4), (5, 3)])
 def test_check_grads_hermitian_rank_preserving(dtype, n, r):
