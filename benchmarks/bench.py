@@ -1,0 +1,306 @@
+"""Side-by-side benchmark of jaxpinv.pinv against its peers and the SVD floor.
+
+Run from the repository root:
+
+    python benchmarks/bench.py            # full run (10-20 minutes on 2 CPU cores)
+    python benchmarks/bench.py --quick    # seconds; what CI runs to keep this working
+    python benchmarks/bench.py --cases 256x256,4096x8x8 --out table.md
+
+Every timing is taken in this one process, after compilation, with
+``jax.block_until_ready``; the functions of a case are timed in interleaved
+rounds (one call of each per round, so machine noise hits all of them alike)
+and the median is reported. Modes: the forward pass; ``value_and_grad`` of the
+scalar loss ``Re sum(pinv(A) * C)``; ``jax.jvp``. The floor is
+``jnp.linalg.svd(full_matrices=False)`` (``jnp.linalg.eigh`` for Hermitian
+cases): an SVD-based pinv cannot beat it. Compile time of each jitted JAX
+function is reported separately, as are each forward's max relative error
+against a float64 NumPy reference and the bytes reverse mode saves
+(residuals of ``jax.vjp``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jax
+
+jax.config.update("jax_enable_x64", True)  # float64 cases; float32 ones pass dtypes explicitly
+
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import scipy.linalg  # noqa: E402
+
+import jaxpinv  # noqa: E402
+
+try:  # torch is an optional peer
+    import torch
+
+    torch.set_num_threads(os.cpu_count() or 1)
+except ImportError:  # pragma: no cover
+    torch = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    name: str
+    shape: tuple[int, ...]
+    dtype: Any
+    hermitian: str = ""  # "", "spd" or "indefinite"
+
+
+def full_cases() -> list[Case]:
+    cases = []
+    for dt in (np.float32, np.float64):
+        for shape in [(256, 256), (1024, 1024), (2048, 256), (256, 2048), (4096, 8, 8), (512, 32, 32), (64, 128, 128)]:
+            cases.append(Case("x".join(map(str, shape)), shape, dt))
+        cases.append(Case("herm SPD 512", (512, 512), dt, "spd"))
+        cases.append(Case("herm indef 1024", (1024, 1024), dt, "indefinite"))
+    cases.append(Case("512x512", (512, 512), np.complex64))
+    cases.append(Case("256x32x32", (256, 32, 32), np.complex128))
+    return cases
+
+
+def quick_cases() -> list[Case]:
+    return [
+        Case("64x64", (64, 64), np.float32),
+        Case("96x24", (96, 24), np.float64),
+        Case("256x4x4", (256, 4, 4), np.float32),
+        Case("herm SPD 32", (32, 32), np.float64, "spd"),
+        Case("16x16", (2, 16, 16), np.complex64),
+    ]
+
+
+def make_input(case: Case, rng: np.random.Generator) -> np.ndarray:
+    complex_ = np.issubdtype(case.dtype, np.complexfloating)
+    a = rng.standard_normal(case.shape)
+    if complex_:
+        a = a + 1j * rng.standard_normal(case.shape)
+    if case.hermitian == "spd":
+        n = case.shape[-1]
+        a = a @ np.conj(np.swapaxes(a, -1, -2)) / n + np.eye(n)
+    elif case.hermitian == "indefinite":
+        a = a + np.conj(np.swapaxes(a, -1, -2))
+    return a.astype(case.dtype)
+
+
+def median_times(fns: dict[str, Callable[[], Any]], budget_s: float, min_rounds: int, max_rounds: int) -> dict[str, float]:
+    """Interleaved rounds, one call of each function per round; medians in ms."""
+    for f in fns.values():  # warm-up (compilation happened before)
+        f()
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    start = time.perf_counter()
+    rounds = 0
+    while rounds < max_rounds and (rounds < min_rounds or time.perf_counter() - start < budget_s):
+        for k, f in fns.items():
+            t0 = time.perf_counter()
+            f()
+            times[k].append(time.perf_counter() - t0)
+        rounds += 1
+    return {k: 1e3 * statistics.median(v) for k, v in times.items()}
+
+
+def compile_ms(f: Callable[..., Any], *args: Any) -> float:
+    t0 = time.perf_counter()
+    jax.jit(f).lower(*args).compile()
+    return 1e3 * (time.perf_counter() - t0)
+
+
+def residual_bytes(f: Callable[..., Any], a: jax.Array) -> int:
+    """Bytes of the arrays reverse mode keeps between forward and backward."""
+    _, f_vjp = jax.vjp(f, a)
+    return sum(x.nbytes for x in jax.tree_util.tree_leaves(f_vjp) if hasattr(x, "nbytes"))
+
+
+def rel_err(x: Any, ref: np.ndarray) -> float:
+    x = np.asarray(x, dtype=ref.dtype)
+    return float(np.max(np.abs(x - ref)) / max(np.max(np.abs(ref)), 1e-300))
+
+
+def run_case(case: Case, args: argparse.Namespace, rng: np.random.Generator) -> dict[str, Any]:
+    herm = bool(case.hermitian)
+    a_np = make_input(case, rng)
+    c_np = rng.standard_normal(case.shape[:-2] + case.shape[-2:][::-1]).astype(case.dtype)
+    a, c = jnp.asarray(a_np), jnp.asarray(c_np)
+    ref_dtype = np.complex128 if np.iscomplexobj(a_np) else np.float64
+    ref = np.linalg.pinv(a_np.astype(ref_dtype), hermitian=herm)
+
+    # Every library at its default tolerance, which differs (see the README's
+    # Tolerances table); on these full-rank inputs all keep every value.
+    def ours(x):
+        return jaxpinv.pinv(x, hermitian=herm)
+
+    def theirs(x):
+        return jnp.linalg.pinv(x, hermitian=herm)
+
+    def floor(x):
+        return jnp.linalg.eigh(x) if herm else jnp.linalg.svd(x, full_matrices=False)
+
+    def loss(f):
+        return lambda x: jnp.sum(jnp.real(f(x) * c))
+
+    jit = {
+        "floor": jax.jit(floor),
+        "jaxpinv": jax.jit(ours),
+        "jnp": jax.jit(theirs),
+    }
+    grad = {"jaxpinv": jax.jit(jax.value_and_grad(loss(ours))), "jnp": jax.jit(jax.value_and_grad(loss(theirs)))}
+    jvp = {
+        "jaxpinv": jax.jit(lambda x, t: jax.jvp(ours, (x,), (t,))),
+        "jnp": jax.jit(lambda x, t: jax.jvp(theirs, (x,), (t,))),
+    }
+    out: dict[str, Any] = {"case": case, "compile": {}, "err": {}, "fwd": {}, "grad": {}, "jvp": {}}
+    out["compile"]["pinv jaxpinv"] = compile_ms(ours, a)
+    out["compile"]["pinv jnp"] = compile_ms(theirs, a)
+    out["compile"]["grad jaxpinv"] = compile_ms(jax.grad(loss(ours)), a)
+    out["compile"]["grad jnp"] = compile_ms(jax.grad(loss(theirs)), a)
+    out["residual_bytes"] = {"jaxpinv": residual_bytes(ours, a), "jnp": residual_bytes(theirs, a)}
+
+    fwd: dict[str, Callable[[], Any]] = {k: (lambda f=f: jax.block_until_ready(f(a))) for k, f in jit.items()}
+    fwd["numpy"] = lambda: np.linalg.pinv(a_np, hermitian=herm)
+    fwd["scipy"] = (lambda: scipy.linalg.pinvh(a_np)) if herm else (lambda: scipy.linalg.pinv(a_np))
+    if torch is not None:
+        ta = torch.from_numpy(a_np)
+        fwd["torch"] = lambda: torch.linalg.pinv(ta, hermitian=herm)
+    out["err"] = {k: rel_err(f(), ref) for k, f in fwd.items() if k != "floor"}
+    out["fwd"] = median_times(fwd, args.budget, args.min_rounds, args.max_rounds)
+
+    gfns: dict[str, Callable[[], Any]] = {k: (lambda f=f: jax.block_until_ready(f(a))) for k, f in grad.items()}
+    if torch is not None:
+        tc = torch.from_numpy(c_np)
+
+        def torch_grad() -> Any:
+            x = torch.from_numpy(a_np).requires_grad_(True)
+            val = (torch.linalg.pinv(x, hermitian=herm) * tc).real.sum()
+            val.backward()
+            return x.grad
+
+        gfns["torch"] = torch_grad
+    out["grad"] = median_times(gfns, args.budget, args.min_rounds, args.max_rounds)
+
+    t = jnp.asarray(rng.standard_normal(case.shape).astype(case.dtype))
+    jfns = {k: (lambda f=f: jax.block_until_ready(f(a, t))) for k, f in jvp.items()}
+    out["jvp"] = median_times(jfns, args.budget, args.min_rounds, args.max_rounds)
+    return out
+
+
+def fmt(x: float | None, digits: int = 2) -> str:
+    return "—" if x is None else f"{x:.{digits}f}"
+
+
+def describe_machine() -> str:
+    dev = jax.devices()[0]
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    versions = f"jax {jax.__version__}, numpy {np.__version__}, scipy {scipy.__version__}"
+    if torch is not None:
+        versions += f", torch {torch.__version__} ({torch.get_num_threads()} threads)"
+    return f"{dev.platform.upper()} ({dev.device_kind}); {os.cpu_count()} cores, {cpu}; {versions}"
+
+
+def tables(results: list[dict[str, Any]]) -> str:
+    def name(r: dict[str, Any]) -> str:
+        c = r["case"]
+        return f"{c.name} {np.dtype(c.dtype).name}"
+
+    lines = [f"Machine: {describe_machine()}", ""]
+    lines += [
+        "**Forward** (median ms; ratios: jaxpinv / floor, jnp / floor, speed-up of jaxpinv over jnp and torch)",
+        "",
+        "| case | floor | jaxpinv | jnp | numpy | scipy | torch | ours/floor | jnp/floor | vs jnp | vs torch |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        f = r["fwd"]
+        torch_t = f.get("torch")
+        lines.append(
+            f"| {name(r)} | {fmt(f['floor'])} | {fmt(f['jaxpinv'])} | {fmt(f['jnp'])} | {fmt(f['numpy'])} | "
+            f"{fmt(f['scipy'])} | {fmt(torch_t)} | {fmt(f['jaxpinv'] / f['floor'])} | {fmt(f['jnp'] / f['floor'])} | "
+            f"{fmt(f['jnp'] / f['jaxpinv'])}× | {fmt(torch_t / f['jaxpinv'] if torch_t else None)}× |"
+        )
+    lines += [
+        "",
+        "**Gradient** (`value_and_grad` of `Re Σ pinv(A)∘C`, median ms; grad/fwd is each library's own ratio)",
+        "",
+        "| case | jaxpinv | jnp | torch | jaxpinv grad/fwd | jnp grad/fwd | torch grad/fwd | vs jnp | vs torch |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        g, f = r["grad"], r["fwd"]
+        tg = g.get("torch")
+        lines.append(
+            f"| {name(r)} | {fmt(g['jaxpinv'])} | {fmt(g['jnp'])} | {fmt(tg)} | {fmt(g['jaxpinv'] / f['jaxpinv'])} | "
+            f"{fmt(g['jnp'] / f['jnp'])} | {fmt(tg / f['torch'] if tg else None)} | {fmt(g['jnp'] / g['jaxpinv'])}× | "
+            f"{fmt(tg / g['jaxpinv'] if tg else None)}× |"
+        )
+    lines += [
+        "",
+        "**JVP, compile time, residuals** (median ms; compile of `jit(pinv)` and `jit(grad(loss))` in ms; bytes saved by `jax.vjp`)",
+        "",
+        "| case | jvp jaxpinv | jvp jnp | compile pinv ours / jnp | compile grad ours / jnp | residuals ours / jnp |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        j, cm, rb = r["jvp"], r["compile"], r["residual_bytes"]
+        lines.append(
+            f"| {name(r)} | {fmt(j['jaxpinv'])} | {fmt(j['jnp'])} | {fmt(cm['pinv jaxpinv'], 0)} / {fmt(cm['pinv jnp'], 0)} | "
+            f"{fmt(cm['grad jaxpinv'], 0)} / {fmt(cm['grad jnp'], 0)} | {rb['jaxpinv'] / 1e6:.2f} MB / {rb['jnp'] / 1e6:.2f} MB |"
+        )
+    libs = ["jaxpinv", "jnp", "numpy", "scipy"] + (["torch"] if torch is not None else [])
+    lines += [
+        "",
+        "**Accuracy** (max |P − P_ref| / max |P_ref|, P_ref = float64 NumPy pinv of the same input)",
+        "",
+        "| case | " + " | ".join(libs) + " |",
+        "|---|" + "---|" * len(libs),
+    ]
+    for r in results:
+        lines.append(f"| {name(r)} | " + " | ".join(f"{r['err'][k]:.1e}" for k in libs) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny cases, a few rounds: a smoke test")
+    parser.add_argument("--cases", default="", help="comma-separated substrings of case names to run")
+    parser.add_argument("--budget", type=float, default=3.0, help="seconds of timing per mode and case")
+    parser.add_argument("--min-rounds", type=int, default=7)
+    parser.add_argument("--max-rounds", type=int, default=51)
+    parser.add_argument("--out", default="", help="also write the tables to this markdown file")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.budget, args.min_rounds, args.max_rounds = 0.0, 3, 3
+    cases = quick_cases() if args.quick else full_cases()
+    if args.cases:
+        wanted = [w.strip() for w in args.cases.split(",") if w.strip()]
+        cases = [c for c in cases if any(w in f"{c.name} {np.dtype(c.dtype).name}" for w in wanted)]
+    rng = np.random.default_rng(0)
+    results = []
+    for case in cases:
+        t0 = time.perf_counter()
+        results.append(run_case(case, args, rng))
+        print(f"# {case.name} {np.dtype(case.dtype).name}: {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
+    text = tables(results)
+    print(text)
+    if args.out:
+        with open(args.out, "w") as fh:
+            fh.write(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,34 @@
+"""The benchmark script keeps working: ``benchmarks/bench.py --quick`` runs and prints its tables.
+
+Nothing about time is asserted (timings are not tests); only that every table
+and every cell is produced, and that each accuracy cell is small.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import re
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.timeout(300)
+def test_bench_quick_runs(tmp_path):
+    out = tmp_path / "bench.md"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench.py"), "--quick", "--out", str(out)],
+        capture_output=True, text=True, timeout=280, cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    text = out.read_text()
+    for heading in ("**Forward**", "**Gradient**", "**JVP, compile time, residuals**", "**Accuracy**"):
+        assert heading in text
+    rows = [line for line in text.splitlines() if line.startswith("| 64x64 float32")]
+    assert len(rows) == 4  # one row per table
+    accuracy = rows[-1].split("|")[2:-1]
+    assert all(float(cell) < 1e-3 for cell in accuracy), rows[-1]
+    assert not re.search(r"\bnan\b", text)

@@ -1,0 +1,75 @@
+"""Scale invariance: pinv(c A) = pinv(A) / c without overflow or underflow.
+
+For c across 1e±30 in float32 and 1e±300 in float64, the forward pass and the
+derivatives must equal the rescaled unit-scale results wherever those are
+representable. The tolerance is a few eps of the dtype times the condition
+number (the unit-scale error), since scaling by c is exact up to rounding of
+c itself: we use c = 2^k so that c A is exact.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import eps, random_matrix
+
+import jaxpinv
+
+# exact powers of two near 1e±30 (float32) and 1e±300 (float64)
+SCALES = {np.float32: [2.0**-100, 2.0**-60, 2.0**60, 2.0**100], np.float64: [2.0**-997, 2.0**-500, 2.0**500, 2.0**997]}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape,rank,hermitian", [((5, 3), 3, False), ((4, 6), 2, False), ((4, 4), 4, True)])
+def test_forward_scale_invariance(dtype, shape, rank, hermitian):
+    rng = np.random.default_rng(0)
+    a = random_matrix(rng, shape, np.float64, rank=rank, cond=10.0)
+    if hermitian:
+        a = a + a.T
+    a = a.astype(dtype)
+    p1 = np.asarray(jaxpinv.pinv(a, hermitian=hermitian), np.float64)
+    tol = 50 * max(shape) * eps(dtype) * 10
+    for c in SCALES[dtype]:
+        pc = np.asarray(jaxpinv.pinv(a * dtype(c), hermitian=hermitian), np.float64)
+        assert np.all(np.isfinite(pc)), c
+        np.testing.assert_allclose(pc * c, p1, rtol=tol, atol=tol * np.abs(p1).max(), err_msg=str(c))
+        assert int(jaxpinv.matrix_rank(a * dtype(c), hermitian=hermitian)) == rank
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("hermitian", [False, True])
+def test_derivative_scale_invariance(dtype, hermitian):
+    # jvp: d pinv(cA)[c dA] = d pinv(A)[dA] / c (representable for all c here);
+    # grad of sum(pinv(cA) * C) = grad at A / c^2, checked where c^-2 fits.
+    rng = np.random.default_rng(1)
+    x = random_matrix(rng, (4, 2), np.float64, cond=3.0)
+    a = x @ np.diag([1.0, -0.5]) @ x.T if hermitian else x @ random_matrix(rng, (3, 2), np.float64, cond=3.0).T
+    da = rng.standard_normal(a.shape)
+    if hermitian:
+        da = da + da.T
+    else:  # a rank-preserving direction: d(X Y^T) = dX Y^T
+        da = rng.standard_normal(x.shape) @ np.linalg.pinv(x) @ a
+    a, da = a.astype(dtype), da.astype(dtype)
+    cmat = jnp.asarray(rng.standard_normal(a.shape[::-1]).astype(dtype))
+
+    def f(m):
+        return jaxpinv.pinv(m, hermitian=hermitian)
+
+    t1 = np.asarray(jax.jvp(f, (a,), (da,))[1], np.float64)
+    g1 = np.asarray(jax.grad(lambda m: jnp.sum(f(m) * cmat))(a), np.float64)
+    tol = 200 * eps(dtype) * 100  # cond^2 of the derivative, cond <= 10
+    fi = np.finfo(dtype)
+    for c in SCALES[dtype]:
+        tc = np.asarray(jax.jvp(f, (a * dtype(c),), (da * dtype(c),))[1], np.float64)
+        assert np.all(np.isfinite(tc)), c
+        np.testing.assert_allclose(tc * c, t1, rtol=tol, atol=tol * np.abs(t1).max(), err_msg=str(c))
+        k = int(np.log2(c))  # c = 2^k: the gradient scales by 2^(-2k)
+        exponent = np.log2(np.abs(g1).max()) - 2 * k
+        if fi.minexp + 30 < exponent < fi.maxexp - 4:  # representable with room
+            gc = np.asarray(jax.grad(lambda m: jnp.sum(f(m) * cmat))(a * dtype(c)), np.float64)
+            assert np.all(np.isfinite(gc)), c
+            np.testing.assert_allclose(
+                np.ldexp(gc, 2 * k), g1, rtol=tol, atol=tol * np.abs(g1).max(), err_msg=str(c)
+            )
