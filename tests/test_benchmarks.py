@@ -6,6 +6,7 @@ and every cell is produced, and that each accuracy cell is small.
 
 from __future__ import annotations
 
+import os
 import pathlib
 import re
 import subprocess
@@ -22,6 +23,7 @@ def test_bench_quick_runs(tmp_path):
     proc = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "bench.py"), "--quick", "--out", str(out)],
         capture_output=True, text=True, timeout=280, cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))},
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     text = out.read_text()
