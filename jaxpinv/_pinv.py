@@ -323,10 +323,12 @@ def _pinv_core(
     values, keep, bad, factors = _decompose(a, atol, rtol, hermitian)
     assert factors is not None
     left, right_h = factors
-    # Safe where: divide only by kept values, so nothing is inf or NaN.
-    inv = jnp.where(keep, 1 / jnp.where(keep, values, 1), 0).astype(a.dtype)
+    # Safe where: divide only by kept values, so nothing is inf or NaN. A bad
+    # matrix gets NaN reciprocals, which the product spreads to all of its
+    # pinv (NaN * 0 is NaN): cheaper than a select on the full output.
+    inv = jnp.where(keep, 1 / jnp.where(keep, values, 1), 0)
+    inv = jnp.where(bad[..., None], jnp.nan, inv).astype(a.dtype)
     p = _mm(_h(right_h) * inv[..., None, :], _h(left))
-    p = jnp.where(bad[..., None, None], jnp.asarray(jnp.nan, a.dtype), p)
     # A NaN matrix counts as full rank here: its derivative is NaN anyway, and
     # it must not send the rest of the batch down the rank-deficient path.
     rank = jnp.where(bad, min(a.shape[-2:]), jnp.sum(keep, axis=-1, dtype=jnp.int32))
