@@ -298,6 +298,35 @@ def tables(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def crossover(args: argparse.Namespace, rng: np.random.Generator) -> str:
+    """Does reducing a tall matrix by QR first (SVD of the small R) beat a direct SVD?"""
+    n = 64 if args.quick else 256
+
+    def direct(a: jax.Array) -> jax.Array:
+        u, s, vh = jnp.linalg.svd(a, full_matrices=False)
+        return jnp.matmul(jnp.conj(vh.mT) / s[..., None, :], jnp.conj(u.mT), precision="highest")
+
+    def reduced(a: jax.Array) -> jax.Array:
+        q, r = jnp.linalg.qr(a)
+        u, s, vh = jnp.linalg.svd(r)
+        pr = jnp.matmul(jnp.conj(vh.mT) / s[..., None, :], jnp.conj(u.mT), precision="highest")
+        return jnp.matmul(pr, jnp.conj(q.mT), precision="highest")
+
+    lines = [
+        f"**QR reduction crossover** (pinv of an m x {n} float32 matrix by direct SVD vs QR then SVD of R; median ms)",
+        "",
+        "| m / n | direct SVD | QR + SVD(R) | QR / direct |",
+        "|---|---|---|---|",
+    ]
+    for ratio in (1, 2, 4, 8):
+        a = jnp.asarray(rng.standard_normal((ratio * n, n)), jnp.float32)
+        fns = {k: jax.jit(f) for k, f in (("direct", direct), ("qr", reduced))}
+        t = median_times({k: (lambda f=f: jax.block_until_ready(f(a))) for k, f in fns.items()},
+                         args.budget, args.min_rounds, args.max_rounds)
+        lines.append(f"| {ratio} | {fmt(t['direct'])} | {fmt(t['qr'])} | {fmt(t['qr'] / t['direct'])} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny cases, a few rounds: a smoke test")
@@ -321,6 +350,8 @@ def main(argv: list[str] | None = None) -> int:
         results.append(run_case(case, args, rng))
         print(f"# {case.name} {np.dtype(case.dtype).name}: {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
     text = tables(results)
+    if not args.cases:
+        text += "\n\n" + crossover(args, rng)
     print(text)
     if args.out:
         with open(args.out, "w") as fh:
