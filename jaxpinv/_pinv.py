@@ -32,6 +32,17 @@ def _h(x: jax.Array) -> jax.Array:
     return jnp.conj(jnp.swapaxes(x, -1, -2))
 
 
+def _mm_h(x: jax.Array, y: jax.Array) -> jax.Array:
+    """``x @ y^H`` without materialising ``y^H``.
+
+    Written as ``conj(conj(x) @ y^T)`` with the transpose folded into the
+    contraction, so that when ``y`` is a primal value and ``x`` a tangent,
+    reverse mode saves ``y`` itself rather than a transposed copy.
+    """
+    out = jnp.einsum("...ij,...kj->...ik", jnp.conj(x), y, precision=lax.Precision.HIGHEST)
+    return jnp.conj(out)
+
+
 # --------------------------------------------------------------------------- #
 # Public API
 # --------------------------------------------------------------------------- #
@@ -387,7 +398,7 @@ def _pinv_tangent(
 
     def t3() -> jax.Array:  # (I - P A) dA^H P^H P: zero when P A = I
         eye = jnp.eye(n, dtype=a.dtype)
-        return _mm(_mm(_mm(eye - _mm(p, a), b), _h(p)), p)
+        return _mm(_mm_h(_mm(eye - _mm(p, a), b), p), p)
 
     def general() -> jax.Array:
         # With G = P P^H (n x n) the first two terms regroup as
