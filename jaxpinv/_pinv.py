@@ -275,12 +275,11 @@ def _hermitian_from_lower(a: jax.Array) -> jax.Array:
     This is what LAPACK's ``*heevd`` with ``UPLO='L'`` reads, so forward and
     derivative describe the same function. It is linear in ``a``.
     """
-    n = a.shape[-1]
-    i = jnp.arange(n)
-    lower = i[:, None] > i[None, :]
-    diag = i[:, None] == i[None, :]
-    real_diag = jnp.real(a).astype(a.dtype)
-    return jnp.where(lower, a, jnp.where(diag, real_diag, _h(a)))
+    # (A jnp.where over iota masks with a transposed operand crashed XLA's CPU
+    # compiler, a segfault, for n >= 1024 in jax 0.10.2; tril does not.)
+    lower = jnp.tril(a, -1)
+    diag = jnp.real(jnp.diagonal(a, axis1=-2, axis2=-1)).astype(a.dtype)
+    return lower + _h(lower) + diag[..., None] * jnp.eye(a.shape[-1], dtype=a.dtype)
 
 
 def _decompose(
