@@ -160,6 +160,8 @@ for tag, mesh in meshes:
     sharding = NamedSharding(mesh, P("batch"))
     run_pinv_case(tag, sharding, (B, 5, 3), hermitian=False)
     run_pinv_case(tag, sharding, (B, 3, 5), hermitian=False)
+    run_pinv_case(tag, sharding, (B, 12, 3), hermitian=False)  # QR-reduced tall path
+    run_pinv_case(tag, sharding, (B, 3, 12), hermitian=False)  # QR-reduced wide path
     run_pinv_case(tag, sharding, (B, 4, 4), hermitian=True)
     run_rank_case(tag, sharding)
     run_array_tolerance_case(tag, sharding)
