@@ -2,12 +2,15 @@
 
 ``pinv`` and ``matrix_rank`` follow ``torch.linalg.pinv`` / ``torch.linalg.matrix_rank``
 (``atol``, ``rtol``, ``hermitian``, array tolerances); ``pinverse`` is
-``torch.pinverse``. All are pure functions that compose with ``jit``, ``vmap``,
-``grad``, ``jacfwd``/``jacrev``, ``hessian`` and sharded ``jit``.
+``torch.pinverse``; ``lstsq`` is the minimum-norm least-squares solution with
+the same cutoff and stable derivatives. All are pure functions that compose
+with ``jit``, ``vmap``, ``grad``, ``jacfwd``/``jacrev``, ``hessian`` and sharded
+``jit``.
 """
 
+from jaxpinv._lstsq import LstsqResult, lstsq, lstsq_full
 from jaxpinv._pinv import matrix_rank, pinv, pinverse
 
 __version__ = "0.1.0"
 
-__all__ = ["matrix_rank", "pinv", "pinverse", "__version__"]
+__all__ = ["LstsqResult", "lstsq", "lstsq_full", "matrix_rank", "pinv", "pinverse", "__version__"]

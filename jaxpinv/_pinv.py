@@ -32,6 +32,12 @@ def _h(x: jax.Array) -> jax.Array:
     return jnp.conj(jnp.swapaxes(x, -1, -2))
 
 
+def _hmm(x: jax.Array, y: jax.Array) -> jax.Array:
+    """``x^H @ y`` without materialising ``x^H`` (``conj(x^T conj(y))``; see :func:`_mm_h`)."""
+    out = jnp.einsum("...ji,...jk->...ik", x, jnp.conj(y), precision=lax.Precision.HIGHEST)
+    return jnp.conj(out)
+
+
 def _mm_h(x: jax.Array, y: jax.Array) -> jax.Array:
     """``x @ y^H`` without materialising ``y^H``.
 

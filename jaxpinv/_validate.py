@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 
-def matrix_dtypes(fname: str, argname: str, a: Any) -> tuple[jax.Array, Any, Any]:
+def matrix_dtypes(fname: str, argname: str, a: Any, min_ndim: int = 2) -> tuple[jax.Array, Any, Any]:
     """Return ``(a, compute_dtype, out_dtype)`` for a stack of matrices ``a``.
 
     ``a`` must be array-like with a numeric (or boolean) dtype and at least two
@@ -37,10 +37,11 @@ def matrix_dtypes(fname: str, argname: str, a: Any) -> tuple[jax.Array, Any, Any
             f"integer or bool); got dtype {dtype}."
         )
     arr = jnp.asarray(a)
-    if arr.ndim < 2:
+    if arr.ndim < min_ndim:
+        what = "a matrix or a batch of matrices of shape (*, m, n)" if min_ndim == 2 else "an array"
         raise ValueError(
-            f"{fname}: argument '{argname}' must have at least 2 dimensions, a matrix "
-            f"or a batch of matrices of shape (*, m, n); got shape {arr.shape}."
+            f"{fname}: argument '{argname}' must have at least {min_ndim} dimension"
+            f"{'s' if min_ndim > 1 else ''}, {what}; got shape {arr.shape}."
         )
     return arr, compute_dtype, out_dtype
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import doctest
+import inspect
 
 import pytest
 
@@ -10,7 +11,7 @@ import jaxpinv
 from jaxpinv import _pinv
 
 
-@pytest.mark.parametrize("name", [n for n in jaxpinv.__all__ if callable(getattr(jaxpinv, n))])
+@pytest.mark.parametrize("name", [n for n in jaxpinv.__all__ if inspect.isfunction(getattr(jaxpinv, n))])
 def test_docstring_examples_run(name):
     fn = getattr(jaxpinv, name)
     for section in ("**Arguments:**", "**Returns:**", "**Raises:**", "**Example:**"):

@@ -1,0 +1,201 @@
+"""``lstsq``: minimum-norm least squares ``x = pinv(a) @ b`` without forming ``pinv(a)``.
+
+The forward pass is one SVD and two thin products, with exactly ``pinv``'s
+cutoff. The derivative is Golub–Pereyra applied to ``x = A^+ b``, in
+matrix-vector form (``O(m n k)`` per tangent rather than the ``O(m n^2)`` of
+differentiating ``pinv(a) @ b``), written in ``P = pinv(A)`` so that its own
+derivatives are stable (see ``_pinv``).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from jaxpinv import _tolerance, _validate
+from jaxpinv._pinv import ArrayLike, Tolerance, _check, _decompose, _h, _hmm, _mm, _pinv_core
+
+
+class LstsqResult(NamedTuple):
+    """What :func:`lstsq_full` returns: NumPy's 4-tuple, with names."""
+
+    solution: jax.Array
+    """``x = pinv(a) @ b``, shape ``(*, n, k)`` or ``(*, n)``."""
+    residuals: jax.Array
+    """``sum |b - a x|^2`` over the rows, shape ``(*, k)`` or ``(*)``."""
+    rank: jax.Array
+    """How many singular values were kept (int32, shape ``(*)``; -1 for non-finite input)."""
+    singular_values: jax.Array
+    """All ``min(m, n)`` singular values, descending, shape ``(*, min(m, n))``."""
+
+
+def lstsq(
+    a: ArrayLike, b: ArrayLike, *, atol: Tolerance = None, rtol: Tolerance = None
+) -> jax.Array:
+    r"""Minimum-norm least-squares solution ``x = pinv(a) @ b``.
+
+    With the thin SVD ``a = U diag(s) V^H`` and :func:`pinv`'s cutoff,
+    ``x = V diag(1/s_i if s_i > cutoff else 0) U^H b``: among the minimisers
+    of ``|a x - b|`` the one of least norm. ``pinv(a)`` itself is never formed.
+
+    **Arguments:**
+
+    - `a`: array of shape ``(*, m, n)``.
+    - `b`: array of shape ``(*, m, k)``, or ``(*, m)`` for a vector right-hand
+      side (when ``b.ndim == a.ndim - 1``, torch.linalg.solve's rule). Batch
+      dimensions broadcast between `a`, `b` and the tolerances.
+    - `atol`, `rtol`: :func:`pinv`'s tolerances, same semantics.
+
+    **Returns:**
+
+    ``x`` of shape ``(*, n, k)`` (or ``(*, n)``), in the promoted dtype of `a`
+    and `b`. Non-finite entries in a matrix of `a` or in its right-hand side
+    make that solution all-NaN, and only that one.
+
+    **Raises:** as :func:`pinv` (naming ``lstsq``), and `ValueError` if `b`'s
+    rows do not match `a`'s, `TypeError` if `b` is not numeric.
+
+    **Derivatives:** a ``custom_jvp`` in both `a` and `b`,
+
+    ``dx = -P dA x + P P^H dA^H (b - A x) + (I - P A) dA^H P^H x + P db``,
+
+    evaluated with matrix-vector products; finite at the identity, the zero
+    matrix and at repeated singular values, where ``jnp.linalg.lstsq``'s
+    gradient is NaN. Tolerances are not differentiated.
+
+    **Example:**
+
+    >>> import jax, jax.numpy as jnp
+    >>> import jaxpinv
+    >>> a = jnp.array([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
+    >>> jaxpinv.lstsq(a, jnp.array([1.0, 2.0, 3.0])).tolist()
+    [1.0, 2.0]
+    >>> jax.grad(lambda a: jaxpinv.lstsq(a, jnp.ones(3)).sum())(jnp.eye(3)).tolist()[0]
+    [-1.0, -1.0, -1.0]
+    """
+    return _solve("lstsq", a, b, atol, rtol)[0]
+
+
+def lstsq_full(
+    a: ArrayLike, b: ArrayLike, *, atol: Tolerance = None, rtol: Tolerance = None
+) -> LstsqResult:
+    r""":func:`lstsq` with NumPy's extra outputs: ``(solution, residuals, rank, singular_values)``.
+
+    Unlike ``numpy.linalg.lstsq`` (which returns an empty array of residuals
+    unless ``a`` has full column rank and ``m > n``), ``residuals`` is always
+    ``sum |b - a x|^2`` over the rows, a fixed shape that jit and vmap need.
+
+    **Arguments:** as :func:`lstsq`.
+
+    **Returns:** an :class:`LstsqResult` named tuple; it unpacks like NumPy's
+    4-tuple. Only ``solution`` and ``residuals`` carry derivatives.
+
+    **Raises:** as :func:`lstsq`.
+
+    **Example:**
+
+    >>> import jax.numpy as jnp
+    >>> import jaxpinv
+    >>> x, res, rank, s = jaxpinv.lstsq_full(jnp.array([[2.0], [0.0]]), jnp.array([1.0, 3.0]))
+    >>> x.tolist(), res.tolist(), int(rank), s.tolist()
+    ([0.5], 9.0, 1, [2.0])
+    """
+    x, residuals, rank, s = _solve("lstsq_full", a, b, atol, rtol, full=True)
+    return LstsqResult(x, residuals, rank, s)
+
+
+def _solve(fname: str, a: Any, b: Any, atol: Any, rtol: Any, full: bool = False) -> tuple[Any, ...]:
+    arr, _, atol, rtol = _check(fname, a, atol, rtol, False)
+    barr, _, _ = _validate.matrix_dtypes(fname, "b", b, min_ndim=1)
+    vector = barr.ndim == arr.ndim - 1
+    rows = barr.shape[-1] if vector else barr.shape[-2]
+    if rows != arr.shape[-2] or (not vector and barr.ndim < 2):
+        raise ValueError(
+            f"{fname}: argument 'b' must have shape (*, m, k) or (*, m) with m = a.shape[-2] = "
+            f"{arr.shape[-2]}; got a.shape={arr.shape}, b.shape={barr.shape}."
+        )
+    if vector:
+        barr = barr[..., None]
+    _validate.batch_shape(fname, np.broadcast_shapes(arr.shape[:-2], barr.shape[:-2]) + (0, 0), atol, rtol)
+    out = _lstsq_impl(arr, barr, atol, rtol, full)
+    if vector:
+        out = (out[0][..., 0], None if out[1] is None else out[1][..., 0]) + tuple(out[2:])
+    return out
+
+
+@partial(jax.jit, static_argnames=("full",))
+def _lstsq_impl(a: jax.Array, b: jax.Array, atol: Any, rtol: Any, full: bool) -> tuple[Any, ...]:
+    dtype = jnp.result_type(a, b)
+    _, compute_dtype, out_dtype = _validate.matrix_dtypes("lstsq", "a", jnp.zeros((1, 1), dtype))
+    m, n = a.shape[-2:]
+    k = b.shape[-1]
+    batch = _validate.batch_shape("lstsq", np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (m, n), atol, rtol)
+    atol, rtol = _tolerance.resolve(atol, rtol, batch, m, n, out_dtype)
+    a = jnp.broadcast_to(a.astype(compute_dtype), batch + (m, n))
+    b = jnp.broadcast_to(b.astype(compute_dtype), batch + (m, k))
+    if a.size == 0 or b.size == 0:
+        x = jnp.zeros(batch + (n, k), out_dtype)
+        res = jnp.sum(jnp.abs(b) ** 2, axis=-2).astype(jnp.finfo(out_dtype).dtype)
+        rank = jnp.zeros(batch, jnp.int32)
+        return x, res, rank, jnp.zeros(batch + (min(m, n),), jnp.finfo(out_dtype).dtype)
+    x, rank = _lstsq_core(a, b, atol, rtol)
+    if not full:
+        return x.astype(out_dtype), None, None, None
+    r = b - _mm(a, x)
+    residuals = jnp.sum(jnp.abs(r) ** 2, axis=-2)
+    s, _, bad, _ = _decompose(lax.stop_gradient(a), atol, rtol, False, compute_uv=False)
+    rank = jnp.where(bad, jnp.int32(-1), rank)
+    real = jnp.finfo(out_dtype).dtype
+    return x.astype(out_dtype), residuals.astype(real), rank, s.astype(real)
+
+
+@jax.custom_jvp
+def _lstsq_core(a: jax.Array, b: jax.Array, atol: jax.Array, rtol: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """``(pinv(a) @ b, rank)`` from the factors, without forming ``pinv(a)``."""
+    values, keep, bad, factors = _decompose(a, atol, rtol, False)
+    assert factors is not None
+    left, right_h, q_left, q_right = factors
+    bad = bad | ~jnp.all(jnp.isfinite(b), axis=(-2, -1))
+    b = jnp.where(bad[..., None, None], jnp.zeros((), b.dtype), b)
+    inv = jnp.where(keep, 1 / jnp.where(keep, values, 1), 0)
+    inv = jnp.where(bad[..., None], jnp.nan, inv).astype(a.dtype)
+    y = _hmm(q_left, b) if q_left is not None else b
+    y = _hmm(left, y) * inv[..., :, None]  # diag(1/s) U^H b
+    x = _mm(_h(right_h), y)
+    if q_right is not None:
+        x = _mm(q_right, x)
+    rank = jnp.where(bad, min(a.shape[-2:]), jnp.sum(keep, axis=-1, dtype=jnp.int32))
+    return x, rank
+
+
+@_lstsq_core.defjvp
+def _lstsq_core_jvp(primals: tuple[jax.Array, ...], tangents: tuple[Any, ...]) -> tuple[Any, Any]:
+    a, b, atol, rtol = primals
+    da, db = tangents[:2]
+    m, n = a.shape[-2:]
+    # P from pinv's own custom_jvp keeps higher derivatives stable; x = P b is
+    # then differentiable through it.
+    p, rank = _pinv_core(a, atol, rtol, False)
+    x = _mm(p, b)
+    full_col = jnp.all(rank == n)  # P A = I: the third term vanishes
+    full_row = jnp.all(rank == m)  # A P = I: the residual b - A x is zero
+
+    def zeros() -> jax.Array:
+        return jnp.zeros_like(x)
+
+    def second() -> jax.Array:  # P P^H dA^H (b - A x)
+        r = b - _mm(a, x)
+        return _mm(p, _hmm(p, _hmm(da, r)))
+
+    def third() -> jax.Array:  # (I - P A) dA^H P^H x
+        z = _hmm(da, _hmm(p, x))
+        return z - _mm(p, _mm(a, z))
+
+    dx = _mm(p, db - _mm(da, x))
+    dx = dx + lax.cond(full_row, zeros, second) + lax.cond(full_col, zeros, third)
+    return (x, rank), (dx, np.zeros(rank.shape, dtype=jax.dtypes.float0))
