@@ -34,3 +34,15 @@ def test_bench_quick_runs(tmp_path):
     accuracy = rows[-1].split("|")[2:-1]
     assert all(float(cell) < 1e-3 for cell in accuracy), rows[-1]
     assert not re.search(r"\bnan\b", text)
+
+
+@pytest.mark.timeout(300)
+def test_bench_lstsq_quick_runs():
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_lstsq.py"), "--quick"],
+        capture_output=True, text=True, timeout=280, cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))},
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("| 20x20")]
+    assert len(rows) == 1 and "nan" not in rows[0]

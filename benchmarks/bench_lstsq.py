@@ -1,0 +1,63 @@
+"""Jacobians of least-squares solutions: jaxpinv.lstsq vs pinv(a) @ b vs jnp.linalg.lstsq.
+
+    python benchmarks/bench_lstsq.py           # full run (a minute or two), one pinned core
+    python benchmarks/bench_lstsq.py --quick   # seconds; CI's smoke test
+
+``jax.jacrev`` and ``jax.jacfwd`` of ``x(a) = solve(a, b)`` with respect to
+``a``, jitted, median of interleaved rounds after compilation (the same
+harness as ``bench.py``). ``jacfwd`` with respect to a 200x200 ``a`` pushes
+40,000 tangents of 40,000 entries each (6.4 GB of float32 for the basis
+alone), more than this 24 GB machine can hold with copies, so forward-mode
+rows use smaller matrices.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from bench import _CORES, describe_machine, fmt, median_times  # noqa: F401  (pins cores first)
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+import jaxpinv  # noqa: E402
+
+
+def main(argv: list[str]) -> int:
+    quick = "--quick" in argv
+    cases = (
+        [(20, 20, "jacrev"), (40, 8, "jacrev"), (12, 12, "jacfwd")]
+        if quick
+        else [(200, 200, "jacrev"), (1000, 50, "jacrev"), (60, 60, "jacfwd"), (300, 20, "jacfwd")]
+    )
+    rounds = (3, 3) if quick else (5, 21)
+    rng = np.random.default_rng(0)
+    lines = [
+        f"Machine: {describe_machine()}",
+        "",
+        "**Jacobian of x = solve(a, b) w.r.t. a** (float32, b a vector; median ms)",
+        "",
+        "| a | mode | jaxpinv.lstsq | pinv(a) @ b | jnp.linalg.lstsq | speed-up vs pinv @ b | vs jnp.lstsq |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for m, n, mode in cases:
+        a = jnp.asarray(rng.standard_normal((m, n)), jnp.float32)
+        b = jnp.asarray(rng.standard_normal(m), jnp.float32)
+        jac = {"jacrev": jax.jacrev, "jacfwd": jax.jacfwd}[mode]
+        fns = {
+            "lstsq": jax.jit(jac(lambda a: jaxpinv.lstsq(a, b))),
+            "pinv": jax.jit(jac(lambda a: jaxpinv.pinv(a) @ b)),
+            "jnp": jax.jit(jac(lambda a: jnp.linalg.lstsq(a, b)[0])),
+        }
+        t = median_times({k: (lambda f=f: jax.block_until_ready(f(a))) for k, f in fns.items()}, 2.0, *rounds)
+        lines.append(
+            f"| {m}x{n} | {mode} | {fmt(t['lstsq'])} | {fmt(t['pinv'])} | {fmt(t['jnp'])} | "
+            f"{fmt(t['pinv'] / t['lstsq'])}× | {fmt(t['jnp'] / t['lstsq'])}× |"
+        )
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
