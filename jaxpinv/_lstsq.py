@@ -18,6 +18,7 @@ import numpy as np
 from jax import lax
 
 from jaxpinv import _tolerance, _validate
+from jaxpinv._damped import damped_pinv
 from jaxpinv._pinv import ArrayLike, Tolerance, _check, _decompose, _h, _hmm, _mm, _pinv_core
 
 
@@ -35,7 +36,12 @@ class LstsqResult(NamedTuple):
 
 
 def lstsq(
-    a: ArrayLike, b: ArrayLike, *, atol: Tolerance = None, rtol: Tolerance = None
+    a: ArrayLike,
+    b: ArrayLike,
+    *,
+    atol: Tolerance = None,
+    rtol: Tolerance = None,
+    damping: Any = None,
 ) -> jax.Array:
     r"""Minimum-norm least-squares solution ``x = pinv(a) @ b``.
 
@@ -50,6 +56,11 @@ def lstsq(
       side (when ``b.ndim == a.ndim - 1``, torch.linalg.solve's rule). Batch
       dimensions broadcast between `a`, `b` and the tolerances.
     - `atol`, `rtol`: :func:`pinv`'s tolerances, same semantics.
+    - `damping`: if given, the ridge solution ``x = damped_pinv(a, damping) @ b``
+      (minimises ``|a x - b|^2 + damping^2 |x|^2``), differentiable in
+      `damping` too; it cannot be combined with `atol`/`rtol` (``damping=0``
+      uses :func:`pinv`'s default cutoff). This path forms the damped
+      pseudo-inverse.
 
     **Returns:**
 
@@ -78,6 +89,16 @@ def lstsq(
     >>> jax.grad(lambda a: jaxpinv.lstsq(a, jnp.ones(3)).sum())(jnp.eye(3)).tolist()[0]
     [-1.0, -1.0, -1.0]
     """
+    if damping is not None:
+        if atol is not None or rtol is not None:
+            raise ValueError("lstsq: pass either 'damping' or the tolerances 'atol'/'rtol', not both.")
+        arr, _, _ = _validate.matrix_dtypes("lstsq", "a", a)
+        _check_b("lstsq", arr, b)
+        barr = jnp.asarray(b)
+        vector = barr.ndim == arr.ndim - 1
+        x = jnp.matmul(damped_pinv(a, damping), barr[..., None] if vector else barr,
+                       precision=lax.Precision.HIGHEST)
+        return x[..., 0] if vector else x
     return _solve("lstsq", a, b, atol, rtol)[0]
 
 
@@ -111,14 +132,7 @@ def lstsq_full(
 
 def _solve(fname: str, a: Any, b: Any, atol: Any, rtol: Any, full: bool = False) -> tuple[Any, ...]:
     arr, _, atol, rtol = _check(fname, a, atol, rtol, False)
-    barr, _, _ = _validate.matrix_dtypes(fname, "b", b, min_ndim=1)
-    vector = barr.ndim == arr.ndim - 1
-    rows = barr.shape[-1] if vector else barr.shape[-2]
-    if rows != arr.shape[-2] or (not vector and barr.ndim < 2):
-        raise ValueError(
-            f"{fname}: argument 'b' must have shape (*, m, k) or (*, m) with m = a.shape[-2] = "
-            f"{arr.shape[-2]}; got a.shape={arr.shape}, b.shape={barr.shape}."
-        )
+    barr, vector = _check_b(fname, arr, b)
     if vector:
         barr = barr[..., None]
     _validate.batch_shape(fname, np.broadcast_shapes(arr.shape[:-2], barr.shape[:-2]) + (0, 0), atol, rtol)
@@ -126,6 +140,19 @@ def _solve(fname: str, a: Any, b: Any, atol: Any, rtol: Any, full: bool = False)
     if vector:
         out = (out[0][..., 0], None if out[1] is None else out[1][..., 0]) + tuple(out[2:])
     return out
+
+
+def _check_b(fname: str, a: jax.Array, b: Any) -> tuple[jax.Array, bool]:
+    """``b`` as an array, and whether it is a (batch of) vector(s) (torch.linalg.solve's rule)."""
+    barr, _, _ = _validate.matrix_dtypes(fname, "b", b, min_ndim=1)
+    vector = barr.ndim == a.ndim - 1
+    rows = barr.shape[-1] if vector else barr.shape[-2]
+    if rows != a.shape[-2] or (not vector and barr.ndim < 2):
+        raise ValueError(
+            f"{fname}: argument 'b' must have shape (*, m, k) or (*, m) with m = a.shape[-2] = "
+            f"{a.shape[-2]}; got a.shape={a.shape}, b.shape={barr.shape}."
+        )
+    return barr, vector
 
 
 @partial(jax.jit, static_argnames=("full",))
