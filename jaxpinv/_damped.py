@@ -64,7 +64,7 @@ def damped_pinv(a: ArrayLike, damping: Any) -> jax.Array:
     >>> jaxpinv.damped_pinv(a, 2.0).tolist()  # 2 / (4 + 4)
     [[0.25, 0.0], [0.0, 0.0]]
     >>> round(float(jax.grad(lambda lam: jaxpinv.damped_pinv(a, lam)[0, 0])(2.0)), 6)  # -4l/(4+l^2)^2
-    -0.16
+    -0.125
     """
     fname = "damped_pinv"
     arr, _, _, _ = _check(fname, a, None, None, False)
