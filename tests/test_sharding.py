@@ -151,6 +151,31 @@ def run_array_tolerance_case(tag, sharding):
     check_hlo(f"{name} forward", fwd, a, atol)
 
 
+def run_solver_cases(tag, sharding):
+    # lstsq (direct and QR-reduced) and damped_pinv: forward and gradient stay sharded
+    for shape in [(B, 5, 3), (B, 12, 3)]:
+        name = f"{tag} lstsq {shape}"
+        a_np, b_np = rng.standard_normal(shape), rng.standard_normal(shape[:-1])
+        a, b = jax.device_put(a_np, sharding), jax.device_put(b_np, sharding)
+        fwd = jax.jit(jaxpinv.lstsq)
+        out = fwd(a, b)
+        check_sharding(f"{name} forward", out, sharding)
+        close(f"{name} forward: values", out, np.einsum("bij,bj->bi", np.linalg.pinv(a_np), b_np))
+        check_hlo(f"{name} forward", fwd, a, b)
+        grad = jax.jit(jax.grad(lambda x, y: jnp.sum(jaxpinv.lstsq(x, y) ** 2)))
+        check_sharding(f"{name} grad", grad(a, b), sharding)
+        check_hlo(f"{name} grad", grad, a, b)
+    name = f"{tag} damped_pinv (16, 5, 3)"
+    a_np = rng.standard_normal((B, 5, 3))
+    a = jax.device_put(a_np, sharding)
+    fwd = jax.jit(lambda x: jaxpinv.damped_pinv(x, 0.5))
+    check_sharding(f"{name} forward", fwd(a), sharding)
+    check_hlo(f"{name} forward", fwd, a)
+    grad = jax.jit(jax.grad(lambda x: jnp.sum(jaxpinv.damped_pinv(x, 0.5) ** 2)))
+    check_sharding(f"{name} grad", grad(a), sharding)
+    check_hlo(f"{name} grad", grad, a)
+
+
 meshes = [("default-axes", jax.make_mesh((8,), ("batch",)))]
 AxisType = getattr(jax.sharding, "AxisType", None)
 if AxisType is not None:
@@ -165,6 +190,7 @@ for tag, mesh in meshes:
     run_pinv_case(tag, sharding, (B, 4, 4), hermitian=True)
     run_rank_case(tag, sharding)
     run_array_tolerance_case(tag, sharding)
+    run_solver_cases(tag, sharding)
 
 print(f"{len(failures)} failed: {failures}" if failures else "all sharding checks passed", flush=True)
 sys.exit(1 if failures else 0)
