@@ -212,8 +212,8 @@ def _lstsq_core_jvp(primals: tuple[jax.Array, ...], tangents: tuple[Any, ...]) -
     full_col = jnp.all(rank == n)  # P A = I: the third term vanishes
     full_row = jnp.all(rank == m)  # A P = I: the residual b - A x is zero
 
-    def zeros() -> jax.Array:
-        return jnp.zeros_like(x)
+    def base() -> jax.Array:  # P (db - dA x)
+        return _mm(p, db - _mm(da, x))
 
     def second() -> jax.Array:  # P P^H dA^H (b - A x)
         r = b - _mm(a, x)
@@ -223,6 +223,9 @@ def _lstsq_core_jvp(primals: tuple[jax.Array, ...], tangents: tuple[Any, ...]) -
         z = _hmm(da, _hmm(p, x))
         return z - _mm(p, _mm(a, z))
 
-    dx = _mm(p, db - _mm(da, x))
-    dx = dx + lax.cond(full_row, zeros, second) + lax.cond(full_col, zeros, third)
+    # One switch over which terms vanish (rather than a cond per term), so
+    # reverse mode materialises a single cotangent for dA.
+    branches = [base, lambda: base() + third(), lambda: base() + second(), lambda: base() + second() + third()]
+    index = (~full_row).astype(jnp.int32) * 2 + (~full_col).astype(jnp.int32)
+    dx = lax.switch(index, branches)
     return (x, rank), (dx, np.zeros(rank.shape, dtype=jax.dtypes.float0))
