@@ -430,16 +430,16 @@ def _pinv_tangent(
         eye = jnp.eye(n, dtype=a.dtype)
         return _mm(_mm_h(_mm(eye - _mm(p, a), b), p), p)
 
-    def general() -> jax.Array:
+    def first_two() -> jax.Array:
         # With G = P P^H (n x n) the first two terms regroup as
         #   -P dA P + G B (I - A P) = G B - (P dA + G (B A)) P,
         # 4 m n^2 + n^3 flops instead of 6 m n^2 (m >= n).
         g = _mm(p, _h(p))
-        out = _mm(g, b) - _mm(_mm(p, da) + _mm(g, _mm(b, a)), p)
-        if m == n:  # reached only below full rank: the third term stays
-            return out + t3()
-        return out + lax.cond(full_col, lambda: jnp.zeros_like(out), t3)
+        return _mm(g, b) - _mm(_mm(p, da) + _mm(g, _mm(b, a)), p)
 
+    # One cond per case (not one per term), so that reverse mode materialises
+    # a single cotangent for dA.
     if m == n:  # full rank: A P = P A = I and dP = -P dA P, two matmuls
-        return lax.cond(full_col, lambda: -pdap(), general) / scale
-    return general() / scale
+        return lax.cond(full_col, lambda: -pdap(), lambda: first_two() + t3()) / scale
+    # tall: A P != I always; P A = I at full column rank
+    return lax.cond(full_col, first_two, lambda: first_two() + t3()) / scale
