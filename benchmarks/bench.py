@@ -96,7 +96,6 @@ def quick_cases() -> list[Case]:
     return [
         Case("64x64", (64, 64), np.float32),
         Case("96x24", (96, 24), np.float64),
-        Case("256x4x4", (256, 4, 4), np.float32),
         Case("herm SPD 32", (32, 32), np.float64, "spd"),
         Case("16x16", (2, 16, 16), np.complex64),
     ]
@@ -345,7 +344,7 @@ def crossover(args: argparse.Namespace, rng: np.random.Generator) -> str:
         "| m / n | direct SVD | QR + SVD(R) | QR / direct |",
         "|---|---|---|---|",
     ]
-    for ratio in (1, 2, 4, 8):
+    for ratio in (1, 4) if args.quick else (1, 2, 4, 8):
         a = jnp.asarray(rng.standard_normal((ratio * n, n)), jnp.float32)
         fns = {k: jax.jit(f) for k, f in (("direct", direct), ("qr", reduced))}
         t = median_times({k: (lambda f=f: jax.block_until_ready(f(a))) for k, f in fns.items()},

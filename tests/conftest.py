@@ -57,3 +57,15 @@ def random_matrix(rng, shape, dtype=np.float64, rank=None, cond=None):
 def eps(dtype) -> float:
     """Machine epsilon of the real dtype underlying ``dtype``."""
     return float(jnp.finfo(dtype).eps)
+
+
+def check_grads_per_entry(f, args, order, tol):
+    """``jax.test_util.check_grads`` fwd+rev with ``tol`` meaning per entry.
+
+    jax's ``check_close`` multiplies atol/rtol by the number of compared
+    entries; dividing by the output size undoes that.
+    """
+    from jax.test_util import check_grads
+
+    size = max(jax.eval_shape(f, *args).size, 1)
+    check_grads(f, args, order=order, modes=("fwd", "rev"), atol=tol / size, rtol=tol / size, eps=1e-5)

@@ -20,21 +20,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import random_matrix
-from jax.test_util import check_grads
+from conftest import check_grads_per_entry as check, random_matrix
 
 import jaxpinv
-
-
-def check(f, args, order, tol):
-    """``check_grads`` fwd+rev with the tolerance *per entry*.
-
-    jax's ``check_close`` multiplies atol/rtol by the number of compared
-    entries; dividing by the output size undoes that so ``tol`` means what it
-    says.
-    """
-    size = max(jax.eval_shape(f, *args).size, 1)
-    check_grads(f, args, order=order, modes=("fwd", "rev"), atol=tol / size, rtol=tol / size, eps=1e-5)
 
 
 def factors(rng, batch, m, n, r, dtype):

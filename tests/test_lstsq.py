@@ -11,15 +11,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import eps, random_matrix
-from jax.test_util import check_grads
+from conftest import check_grads_per_entry as check, eps, random_matrix
 
 import jaxpinv
-
-
-def check(f, args, order, tol):
-    size = max(jax.eval_shape(f, *args).size, 1)
-    check_grads(f, args, order=order, modes=("fwd", "rev"), atol=tol / size, rtol=tol / size, eps=1e-5)
 
 
 @pytest.mark.parametrize(
