@@ -157,8 +157,7 @@ def _check_b(fname: str, a: jax.Array, b: Any) -> tuple[jax.Array, bool]:
 
 @partial(jax.jit, static_argnames=("full",))
 def _lstsq_impl(a: jax.Array, b: jax.Array, atol: Any, rtol: Any, full: bool) -> tuple[Any, ...]:
-    dtype = jnp.result_type(a, b)
-    _, compute_dtype, out_dtype = _validate.matrix_dtypes("lstsq", "a", jnp.zeros((1, 1), dtype))
+    compute_dtype, out_dtype = _validate.dtypes("lstsq", "a", jnp.result_type(a, b))
     m, n = a.shape[-2:]
     k = b.shape[-1]
     batch = _validate.batch_shape("lstsq", np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (m, n), atol, rtol)

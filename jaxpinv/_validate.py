@@ -23,19 +23,7 @@ def matrix_dtypes(fname: str, argname: str, a: Any, min_ndim: int = 2) -> tuple[
     ``jnp.linalg`` does; floating types narrower than 32 bits (float16,
     bfloat16, ...) are computed in float32 and returned in their own dtype.
     """
-    dtype = _dtype_of(fname, argname, a)
-    if dtype == np.bool_ or jnp.issubdtype(dtype, jnp.integer):
-        dtype = jnp.zeros((), dtype=float).dtype  # float64 under x64, else float32
-        out_dtype = compute_dtype = dtype
-    elif jnp.issubdtype(dtype, jnp.inexact):
-        out_dtype = compute_dtype = dtype
-        if jnp.issubdtype(dtype, jnp.floating) and jnp.dtype(dtype).itemsize < 4:
-            compute_dtype = jnp.dtype(jnp.float32)
-    else:
-        raise TypeError(
-            f"{fname}: argument '{argname}' must be a numeric array (float, complex, "
-            f"integer or bool); got dtype {dtype}."
-        )
+    compute_dtype, out_dtype = dtypes(fname, argname, _dtype_of(fname, argname, a))
     arr = jnp.asarray(a)
     if arr.ndim < min_ndim:
         what = "a matrix or a batch of matrices of shape (*, m, n)" if min_ndim == 2 else "an array"
@@ -44,6 +32,21 @@ def matrix_dtypes(fname: str, argname: str, a: Any, min_ndim: int = 2) -> tuple[
             f"{'s' if min_ndim > 1 else ''}, {what}; got shape {arr.shape}."
         )
     return arr, compute_dtype, out_dtype
+
+
+def dtypes(fname: str, argname: str, dtype: Any) -> tuple[Any, Any]:
+    """``(compute_dtype, out_dtype)`` for an input dtype (see :func:`matrix_dtypes`)."""
+    if dtype == np.bool_ or jnp.issubdtype(dtype, jnp.integer):
+        dtype = jnp.zeros((), dtype=float).dtype  # float64 under x64, else float32
+        return dtype, dtype
+    if jnp.issubdtype(dtype, jnp.inexact):
+        if jnp.issubdtype(dtype, jnp.floating) and jnp.dtype(dtype).itemsize < 4:
+            return jnp.dtype(jnp.float32), dtype
+        return dtype, dtype
+    raise TypeError(
+        f"{fname}: argument '{argname}' must be a numeric array (float, complex, "
+        f"integer or bool); got dtype {dtype}."
+    )
 
 
 def _dtype_of(fname: str, argname: str, a: Any) -> Any:
