@@ -351,11 +351,17 @@ def _decompose(
 @partial(jax.custom_jvp, nondiff_argnums=(3,))
 def _pinv_core(
     a: jax.Array, atol: jax.Array, rtol: jax.Array, hermitian: bool
-) -> tuple[jax.Array, jax.Array]:
-    """``(pinv(a), rank)`` of a non-empty batch ``a`` (Hermitian already formed if ``hermitian``).
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """``(pinv(a), gram, rank)`` of a non-empty batch ``a`` (Hermitian already formed if ``hermitian``).
 
-    The rank (int32, per matrix) lets the derivative skip the Golub–Pereyra
-    terms that vanish at full rank.
+    ``gram`` is ``c^2`` times the pseudo-inverse of the small Gram matrix,
+    ``P P^H = (A^H A)^+`` if ``m > n``, ``P^H P = (A A^H)^+`` if ``m < n``,
+    with ``c = _scale(a)`` (so it neither over- nor underflows), formed from
+    the small SVD factor: ``n^3`` flops instead of the derivative's ``m n^2``.
+    Its tangent treats ``c`` as a constant, as the rule does. It is an empty
+    ``(..., 0, 0)`` array for square or Hermitian input, whose rule does not
+    need it on its fast path. The rank (int32, per matrix) lets the
+    derivative skip the Golub–Pereyra terms that vanish at full rank.
     """
     values, keep, bad, factors = _decompose(a, atol, rtol, hermitian)
     assert factors is not None
@@ -366,6 +372,15 @@ def _pinv_core(
     inv = jnp.where(keep, 1 / jnp.where(keep, values, 1), 0)
     inv = jnp.where(bad[..., None], jnp.nan, inv).astype(a.dtype)
     p = _mm(_h(right_h) * inv[..., None, :], _h(left))
+    m, n = a.shape[-2:]
+    cinv = inv * _scale(a)[..., 0]
+    inv2 = (cinv * jnp.conj(cinv))[..., None, :]
+    if hermitian or m == n:
+        gram = jnp.zeros(a.shape[:-2] + (0, 0), a.dtype)
+    elif m > n:  # V diag(1/s^2) V^H
+        gram = _mm(_h(right_h) * inv2, right_h)
+    else:  # U diag(1/s^2) U^H
+        gram = _mm(left * inv2, _h(left))
     if q_left is not None:  # tall, A = Q R: pinv(A) = pinv(R) Q^H
         p = _mm_h(p, q_left)
     if q_right is not None:  # wide, A = R^H Q^H: pinv(A) = Q pinv(R^H)
@@ -373,24 +388,43 @@ def _pinv_core(
     # A NaN matrix counts as full rank here: its derivative is NaN anyway, and
     # it must not send the rest of the batch down the rank-deficient path.
     rank = jnp.where(bad, min(a.shape[-2:]), jnp.sum(keep, axis=-1, dtype=jnp.int32))
-    return p, rank
+    return p, gram, rank
 
 
 @_pinv_core.defjvp
 def _pinv_core_jvp(
     hermitian: bool, primals: tuple[jax.Array, ...], tangents: tuple[jax.Array, ...]
-) -> tuple[tuple[jax.Array, jax.Array], tuple[jax.Array, Any]]:
+) -> tuple[tuple[jax.Array, jax.Array, jax.Array], tuple[jax.Array, jax.Array, Any]]:
     a, atol, rtol = primals
     da = tangents[0]  # the tolerances' tangents are ignored: not differentiable
     # Calling the custom_jvp function itself (not the factors) keeps every
     # derivative of this rule on stable ground: P's own derivative is this rule.
-    p, rank = _pinv_core(a, atol, rtol, hermitian)
-    dp = _pinv_tangent(a, p, rank, da, hermitian)
-    return (p, rank), (dp, np.zeros(rank.shape, dtype=jax.dtypes.float0))
+    p, gram, rank = _pinv_core(a, atol, rtol, hermitian)
+    dp = _pinv_tangent(a, p, gram, rank, da, hermitian)
+    m, n = a.shape[-2:]
+    c = _scale(a)
+    if gram.size == 0:
+        dgram = jnp.zeros_like(gram)
+    elif m > n:  # c^2 P P^H
+        dgram = _mm_h(c * dp, c * p)
+        dgram = dgram + _h(dgram)
+    else:  # c^2 P^H P
+        dgram = _hmm(c * p, c * dp)
+        dgram = dgram + _h(dgram)
+    return (p, gram, rank), (dp, dgram, np.zeros(rank.shape, dtype=jax.dtypes.float0))
+
+
+def _scale(a: jax.Array) -> jax.Array:
+    """The largest entry magnitude of each matrix (1 if zero or non-finite), shape ``(..., 1, 1)``.
+
+    A constant for the derivative: the rule is exactly homogeneous in it.
+    """
+    scale = lax.stop_gradient(jnp.max(jnp.abs(a), axis=(-2, -1), keepdims=True))
+    return jnp.where((scale > 0) & jnp.isfinite(scale), scale, 1).astype(a.dtype)
 
 
 def _pinv_tangent(
-    a: jax.Array, p: jax.Array, rank: jax.Array, da: jax.Array, hermitian: bool
+    a: jax.Array, p: jax.Array, gram: jax.Array, rank: jax.Array, da: jax.Array, hermitian: bool
 ) -> jax.Array:
     """Golub–Pereyra: ``dP = -P dA P + P P^H dA^H (I - A P) + (I - P A) dA^H P^H P``.
 
@@ -407,10 +441,10 @@ def _pinv_tangent(
     """
     m, n = a.shape[-2:]
     if not hermitian and m < n:
-        return _h(_pinv_tangent(_h(a), _h(p), rank, _h(da), False))
-    scale = lax.stop_gradient(jnp.max(jnp.abs(a), axis=(-2, -1), keepdims=True))
-    scale = jnp.where((scale > 0) & jnp.isfinite(scale), scale, 1).astype(a.dtype)
+        return _h(_pinv_tangent(_h(a), _h(p), gram, rank, _h(da), False))
+    scale = _scale(a)
     a, p, da = a / scale, p * scale, da / scale
+    g = gram if gram.size else None  # already scaled; square input forms it when needed
     full_col = jnp.all(rank == n)  # P A = I (and A P = I when square)
 
     def pdap() -> jax.Array:
@@ -431,11 +465,14 @@ def _pinv_tangent(
         return _mm(_mm_h(_mm(eye - _mm(p, a), b), p), p)
 
     def first_two() -> jax.Array:
-        # With G = P P^H (n x n) the first two terms regroup as
-        #   -P dA P + G B (I - A P) = G B - (P dA + G (B A)) P,
-        # 4 m n^2 + n^3 flops instead of 6 m n^2 (m >= n).
-        g = _mm(p, _h(p))
-        return _mm(g, b) - _mm(_mm(p, da) + _mm(g, _mm(b, a)), p)
+        # With G = P P^H = (A^H A)^+ (n x n), P = G A^H at any rank, so the
+        # first two terms regroup as
+        #   -P dA P + G B (I - A P) = G (B - (A^H dA + dA^H A) P),
+        # three m n^2 matmuls (two fewer than term by term), and the same
+        # three in the transpose (reverse mode).
+        x = _hmm(a, da)
+        gg = _mm(p, _h(p)) if g is None else g
+        return _mm(gg, b - _mm(x + _h(x), p))
 
     # One cond per case (not one per term), so that reverse mode materialises
     # a single cotangent for dA.
