@@ -12,6 +12,7 @@ values.
 from __future__ import annotations
 
 from functools import partial
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -312,7 +313,7 @@ def _decompose(
     Non-finite matrices are replaced by zeros *before* the decomposition:
     LAPACK's SVD can loop forever on a matrix holding Inf.
     """
-    bad = ~jnp.all(jnp.isfinite(a), axis=(-2, -1))
+    bad = jnp.isnan(jnp.sum(a * 0, axis=(-2, -1)))
     a = jnp.where(bad[..., None, None], jnp.zeros((), a.dtype), a)
     m, n = a.shape[-2:]
     factors: Factors | None = None
@@ -339,7 +340,9 @@ def _decompose(
                 core = jnp.linalg.qr(core, mode="r")
             values = jnp.linalg.svd(core, compute_uv=False)
         magnitude = values
-    keep, nan_tol = _tolerance.keep(magnitude, atol, rtol)
+    # Sorted values: descending singular values, ascending eigenvalues.
+    largest = jnp.maximum(magnitude[..., 0], magnitude[..., -1]) if hermitian else values[..., 0]
+    keep, nan_tol = _tolerance.keep(magnitude, largest, atol, rtol)
     return values, keep, bad | nan_tol, factors
 
 
@@ -433,50 +436,60 @@ def _pinv_tangent(
     them, so a full-rank square matrix costs two matmuls (under ``vmap`` the
     cond becomes a select and both sides are computed, still correct).
 
-    Evaluated on the scaled problem ``A/c``, ``c P``, ``dA/c`` with ``c`` the
-    largest entry magnitude of each matrix (a constant: the formula satisfies
-    ``dP(A, dA) = dP(A/c, dA/c) / c`` exactly), so no intermediate under- or
-    overflows where the result is representable. The matmul order is chosen
+    The terms holding ``P P^H`` (~1/sigma^2) are evaluated on the scaled
+    problem ``A/c``, ``c P``, ``dA/c`` with ``c`` the largest entry magnitude
+    of each matrix (a constant: the formula satisfies ``dP(A, dA) =
+    dP(A/c, dA/c) / c`` exactly), so no intermediate under- or overflows where
+    the result is representable; ``-P dA P`` alone needs no scaling. The matmul order is chosen
     for ``m >= n``; wide matrices use ``dP(A, dA) = dP(A^H, dA^H)^H``.
     """
     m, n = a.shape[-2:]
     if not hermitian and m < n:
         return _h(_pinv_tangent(_h(a), _h(p), gram, rank, _h(da), False))
-    scale = _scale(a)
-    a, p, da = a / scale, p * scale, da / scale
-    g = gram if gram.size else None  # already scaled; square input forms it when needed
     full_col = jnp.all(rank == n)  # P A = I (and A P = I when square)
 
-    def pdap() -> jax.Array:
+    def pdap(p: jax.Array, da: jax.Array) -> jax.Array:
         return _mm(_mm(p, da), p)
+
+    def scaled(terms: Callable[..., jax.Array]) -> Callable[[], jax.Array]:
+        # The terms with G = P P^H (~1/sigma^2) run on A/c, c P, dA/c, c^2 G.
+        def branch() -> jax.Array:
+            c = _scale(a)
+            return terms(a / c, p * c, da / c, gram) / c
+
+        return branch
 
     if hermitian:
         # P = P^H, dA = dA^H: the last two terms are each other's adjoint.
-        def deficient() -> jax.Array:
+        def deficient(a: jax.Array, p: jax.Array, da: jax.Array, _: jax.Array) -> jax.Array:
             t = _mm(_mm(p, p), da - _mm(_mm(da, a), p))
-            return t + _h(t) - pdap()
+            return t + _h(t) - pdap(p, da)
 
-        return lax.cond(full_col, lambda: -pdap(), deficient) / scale
+        return lax.cond(full_col, lambda: -pdap(p, da), scaled(deficient))
 
-    b = _h(da)  # dA^H, n x m
-
-    def t3() -> jax.Array:  # (I - P A) dA^H P^H P: zero when P A = I
+    def t3(a: jax.Array, p: jax.Array, da: jax.Array) -> jax.Array:
+        # (I - P A) dA^H P^H P: zero when P A = I
         eye = jnp.eye(n, dtype=a.dtype)
-        return _mm(_mm_h(_mm(eye - _mm(p, a), b), p), p)
+        return _mm(_mm_h(_mm(eye - _mm(p, a), _h(da)), p), p)
 
-    def first_two() -> jax.Array:
+    def first_two(a: jax.Array, p: jax.Array, da: jax.Array, gram: jax.Array) -> jax.Array:
         # With G = P P^H = (A^H A)^+ (n x n), P = G A^H at any rank, so the
         # first two terms regroup as
-        #   -P dA P + G B (I - A P) = G (B - (A^H dA + dA^H A) P),
+        #   -P dA P + G dA^H (I - A P) = G (dA^H - (A^H dA + dA^H A) P),
         # three m n^2 matmuls (two fewer than term by term), and the same
         # three in the transpose (reverse mode).
         x = _hmm(a, da)
-        gg = _mm(p, _h(p)) if g is None else g
-        return _mm(gg, b - _mm(x + _h(x), p))
+        g = _mm(p, _h(p)) if gram.size == 0 else gram
+        return _mm(g, _h(da) - _mm(x + _h(x), p))
+
+    def all_three(a: jax.Array, p: jax.Array, da: jax.Array, gram: jax.Array) -> jax.Array:
+        return first_two(a, p, da, gram) + t3(a, p, da)
 
     # One cond per case (not one per term), so that reverse mode materialises
     # a single cotangent for dA.
-    if m == n:  # full rank: A P = P A = I and dP = -P dA P, two matmuls
-        return lax.cond(full_col, lambda: -pdap(), lambda: first_two() + t3()) / scale
+    if m == n:
+        # Full rank: A P = P A = I and dP = -P dA P, two matmuls. Unscaled:
+        # P dA = -dP A cannot overflow where dP and A are representable.
+        return lax.cond(full_col, lambda: -pdap(p, da), scaled(all_three))
     # tall: A P != I always; P A = I at full column rank
-    return lax.cond(full_col, first_two, lambda: first_two() + t3()) / scale
+    return lax.cond(full_col, scaled(first_two), scaled(all_three))

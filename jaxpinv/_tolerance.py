@@ -91,14 +91,16 @@ def _as_real(tol: Any, real_dtype: Any) -> jax.Array:
     return jnp.maximum(tol, jnp.zeros((), real_dtype))
 
 
-def keep(magnitude: jax.Array, atol: jax.Array, rtol: jax.Array) -> tuple[jax.Array, jax.Array]:
+def keep(
+    magnitude: jax.Array, largest: jax.Array, atol: jax.Array, rtol: jax.Array
+) -> tuple[jax.Array, jax.Array]:
     """``(keep, nan_tol)``: the mask ``sigma > max(atol, rtol * sigma_max)`` per matrix.
 
-    ``magnitude`` holds the singular values (|eigenvalues|) along its last axis;
-    the comparison runs in the wide dtype. ``nan_tol`` flags matrices whose
-    cutoff is NaN (a NaN tolerance).
+    ``magnitude`` holds the singular values (|eigenvalues|) along its last
+    axis and ``largest`` their maximum, which the caller reads off the sorted
+    decomposition (a reduction less to compile); the comparison runs in the
+    wide dtype. ``nan_tol`` flags matrices whose cutoff is NaN (a NaN tolerance).
     """
     magnitude = magnitude.astype(atol.dtype)
-    cut = jnp.maximum(atol, rtol * jnp.max(magnitude, axis=-1))
+    cut = jnp.maximum(atol, rtol * largest.astype(atol.dtype))
     return magnitude > cut[..., None], jnp.isnan(cut)
-
