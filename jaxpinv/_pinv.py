@@ -254,7 +254,7 @@ def _prepare(
     atol_b, rtol_b = _tolerance.resolve(atol, rtol, batch, m, n, out_dtype)
     a = jnp.broadcast_to(a.astype(compute_dtype), batch + (m, n))
     if hermitian and a.size:
-        a = _hermitian_from_lower(a)
+        a = jax.checkpoint(_hermitian_from_lower)(a)
     return a, atol_b, rtol_b, out_dtype
 
 
@@ -457,7 +457,7 @@ def _pinv_tangent(
             c = _scale(a)
             return terms(a / c, p * c, da / c, gram) / c
 
-        return branch
+        return jax.checkpoint(branch)
 
     if hermitian:
         # P = P^H, dA = dA^H: the last two terms are each other's adjoint.
