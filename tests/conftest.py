@@ -69,3 +69,47 @@ def check_grads_per_entry(f, args, order, tol):
 
     size = max(jax.eval_shape(f, *args).size, 1)
     check_grads(f, args, order=order, modes=("fwd", "rev"), atol=tol / size, rtol=tol / size, eps=1e-5)
+
+
+# --------------------------------------------------------------------------- #
+# Examples (examples/*.py): run as a user would, in fast mode, in a subprocess
+# --------------------------------------------------------------------------- #
+
+import json  # noqa: E402
+import pathlib  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+import pytest  # noqa: E402
+
+EXAMPLES = pathlib.Path(__file__).resolve().parents[1] / "examples"
+
+
+@pytest.fixture
+def run_example(tmp_path):
+    """Run ``examples/NAME.py`` in fast mode; return its ``RESULT`` dict and output dir.
+
+    The example runs in a fresh interpreter (as ``python examples/NAME.py``
+    would, so its own XLA flags and x64 choice apply), writes its PNGs to
+    ``tmp_path`` instead of docs/images, and reports the numbers behind its
+    claims on a last line ``RESULT {json}``. A hang fails after ``timeout`` s.
+    """
+    pytest.importorskip("matplotlib")
+
+    def run(name: str, timeout: float = 240) -> tuple[dict, pathlib.Path]:
+        env = dict(os.environ, JAXPINV_EXAMPLES_FAST="1", JAXPINV_EXAMPLES_OUT=str(tmp_path), MPLBACKEND="Agg")
+        env.pop("XLA_FLAGS", None)
+        proc = subprocess.run(
+            [sys.executable, str(EXAMPLES / f"{name}.py")],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=tmp_path,
+        )
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+        assert len(lines) == 1, proc.stdout[-3000:]
+        return json.loads(lines[0][len("RESULT ") :]), tmp_path
+
+    return run
