@@ -13,8 +13,10 @@ condition number). For ``lam > 0`` it is a smooth function of ``A`` and
 Both are written in ``X`` and ``M^-1`` as returned by the function itself, so
 every order of derivative stays on this stable rule. ``lam = 0`` gives exactly
 :func:`jaxpinv.pinv` (default cutoff); there ``M^-1`` is ``(A^H A)^+`` and the
-rule adds Golub–Pereyra's ``(I - X A) dA^H X^H X`` term, so first derivatives
-are pinv's.
+rule adds Golub–Pereyra's ``(I - X A) dA^H X^H X`` term to ``dX`` and the
+Hermitian Golub–Pereyra terms ``T + T^H``, ``T = M^+^2 dM (I - X A)``, to
+``dM^+`` (all zero at full column rank), so derivatives of every order are
+pinv's (on rank-preserving paths, as for pinv).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+from jax import lax
 
 from jaxpinv import _tolerance, _validate
 from jaxpinv._pinv import ArrayLike, _check, _decompose, _h, _hmm, _mm, _mm_h
@@ -140,13 +143,25 @@ def _tangents(
     two_lam_dlam = (2 * lam * dlam).astype(a.dtype)[..., None, None]
     dm_x = _hmm(da, _mm(a, x)) + _hmm(a, _mm(da, x)) + two_lam_dlam * x  # dM X
     dx = _mm(minv, _h(da) - dm_x)
-    # lam = 0 (pinv): add (I - X A) dA^H X^H X, which vanishes at full column
-    # rank and carries the rank-deficient part of Golub-Pereyra.
-    zero = (lam == 0)[..., None, None]
-    extra = _mm(_mm_h(_mm(eye - _mm(x, a), _h(da)), x), x)
-    dx = dx + jnp.where(zero, extra, 0)
     dm = _hmm(da, a) + _hmm(a, da) + two_lam_dlam * eye
     dminv = -_mm(_mm(minv, dm), minv)
+
+    # lam = 0 (pinv): X = A^+ and M^-1 = (A^H A)^+, whose Golub-Pereyra
+    # derivatives have terms with the projector I - X A onto the null space of
+    # A; they vanish at full column rank, and for lam > 0 they do not belong
+    # (M is invertible). A cond skips them unless some lam is 0.
+    def at_zero() -> tuple[jax.Array, jax.Array]:
+        zero = (lam == 0)[..., None, None]
+        null = eye - _mm(x, a)  # I - X A, Hermitian
+        extra_x = _mm(_mm_h(_mm(null, _h(da)), x), x)  # (I - X A) dA^H X^H X
+        t = _mm(_mm(minv, minv), _mm(dm, null))  # M^+^2 dM (I - M M^+)
+        return jnp.where(zero, extra_x, 0), jnp.where(zero, t + _h(t), 0)
+
+    def none() -> tuple[jax.Array, jax.Array]:
+        return jnp.zeros_like(dx), jnp.zeros_like(dminv)
+
+    extra_x, extra_minv = lax.cond(jnp.any(lam == 0), at_zero, none)
+    dx, dminv = dx + extra_x, dminv + extra_minv
     return dx, dminv
 
 

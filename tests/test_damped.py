@@ -132,3 +132,16 @@ def test_errors_and_non_finite():
     h = jaxpinv.damped_pinv(jnp.eye(2, dtype=jnp.float16), 1.0)
     assert h.dtype == jnp.float16
     assert jaxpinv.damped_pinv(jnp.zeros((0, 3)), 1.0).shape == (3, 0)
+
+
+@pytest.mark.parametrize("shape,rank", [((4, 3), 2), ((3, 4), 2), ((3, 3), 1)])
+def test_zero_damping_second_derivative_on_rank_preserving_paths(shape, rank):
+    # At lam = 0 on rank-deficient A the map is pinv, smooth only along paths
+    # that keep the rank: A = B C with B (m x r), C (r x n). Central differences
+    # of orders 1 and 2 along such paths are the reference (per-entry tolerance
+    # as in test_derivatives.py; cond 3 keeps the float64 differences at ~1e-7).
+    rng = np.random.default_rng(11)
+    m, n = shape
+    b = jnp.asarray(random_matrix(rng, (m, rank), np.float64, cond=3.0))
+    c = jnp.asarray(random_matrix(rng, (rank, n), np.float64, cond=3.0))
+    check(lambda b, c: jaxpinv.damped_pinv(b @ c, 0.0), (b, c), 2, 1e-5)
