@@ -11,8 +11,8 @@ values.
 
 from __future__ import annotations
 
-from functools import partial
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import jax
@@ -313,6 +313,8 @@ def _decompose(
     Non-finite matrices are replaced by zeros *before* the decomposition:
     LAPACK's SVD can loop forever on a matrix holding Inf.
     """
+    # NaN iff some entry is Inf or NaN (IEEE: Inf * 0 = NaN, and XLA keeps
+    # x * 0 for floats): one fused reduction, no boolean pass.
     bad = jnp.isnan(jnp.sum(a * 0, axis=(-2, -1)))
     a = jnp.where(bad[..., None, None], jnp.zeros((), a.dtype), a)
     m, n = a.shape[-2:]
@@ -440,8 +442,9 @@ def _pinv_tangent(
     problem ``A/c``, ``c P``, ``dA/c`` with ``c`` the largest entry magnitude
     of each matrix (a constant: the formula satisfies ``dP(A, dA) =
     dP(A/c, dA/c) / c`` exactly), so no intermediate under- or overflows where
-    the result is representable; ``-P dA P`` alone needs no scaling. The matmul order is chosen
-    for ``m >= n``; wide matrices use ``dP(A, dA) = dP(A^H, dA^H)^H``.
+    the result is representable; ``-P dA P`` alone is left as it is (scaling
+    would not change ``P dA``). The matmul order is chosen for ``m >= n``;
+    wide matrices use ``dP(A, dA) = dP(A^H, dA^H)^H``.
     """
     m, n = a.shape[-2:]
     if not hermitian and m < n:
@@ -488,8 +491,8 @@ def _pinv_tangent(
     # One cond per case (not one per term), so that reverse mode materialises
     # a single cotangent for dA.
     if m == n:
-        # Full rank: A P = P A = I and dP = -P dA P, two matmuls. Unscaled:
-        # P dA = -dP A cannot overflow where dP and A are representable.
+        # Full rank: A P = P A = I and dP = -P dA P, two matmuls (unscaled:
+        # (c P)(dA / c) is P dA again).
         return lax.cond(full_col, lambda: -pdap(p, da), scaled(all_three))
     # tall: A P != I always; P A = I at full column rank
     return lax.cond(full_col, scaled(first_two), scaled(all_three))
