@@ -206,7 +206,7 @@ def _lstsq_core_jvp(primals: tuple[jax.Array, ...], tangents: tuple[Any, ...]) -
     m, n = a.shape[-2:]
     # P from pinv's own custom_jvp keeps higher derivatives stable; x = P b is
     # then differentiable through it.
-    p, _, rank = _pinv_core(a, atol, rtol, False)
+    p, _, rank, _ = _pinv_core(a, atol, rtol, False)
     x = _mm(p, b)
     full_col = jnp.all(rank == n)  # P A = I: the third term vanishes
     full_row = jnp.all(rank == m)  # A P = I: the residual b - A x is zero

@@ -342,9 +342,7 @@ def _decompose(
                 core = jnp.linalg.qr(core, mode="r")
             values = jnp.linalg.svd(core, compute_uv=False)
         magnitude = values
-    # Sorted values: descending singular values, ascending eigenvalues.
-    largest = jnp.maximum(magnitude[..., 0], magnitude[..., -1]) if hermitian else values[..., 0]
-    keep, nan_tol = _tolerance.keep(magnitude, largest, atol, rtol)
+    keep, nan_tol = _tolerance.keep(magnitude, _largest(values, hermitian), atol, rtol)
     return values, keep, bad | nan_tol, factors
 
 
@@ -356,17 +354,19 @@ def _decompose(
 @partial(jax.custom_jvp, nondiff_argnums=(3,))
 def _pinv_core(
     a: jax.Array, atol: jax.Array, rtol: jax.Array, hermitian: bool
-) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """``(pinv(a), gram, rank)`` of a non-empty batch ``a`` (Hermitian already formed if ``hermitian``).
+) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+    """``(pinv(a), gram, rank, scale)`` of a non-empty batch ``a`` (Hermitian already formed if ``hermitian``).
 
-    ``gram`` is ``c^2`` times the pseudo-inverse of the small Gram matrix,
-    ``P P^H = (A^H A)^+`` if ``m > n``, ``P^H P = (A A^H)^+`` if ``m < n``,
-    with ``c = _scale(a)`` (so it neither over- nor underflows), formed from
-    the small SVD factor: ``n^3`` flops instead of the derivative's ``m n^2``.
-    Its tangent treats ``c`` as a constant, as the rule does. It is an empty
-    ``(..., 0, 0)`` array for square or Hermitian input, whose rule does not
-    need it on its fast path. The rank (int32, per matrix) lets the
-    derivative skip the Golub–Pereyra terms that vanish at full rank.
+    ``scale`` is ``c``, the largest singular value (``|eigenvalue|``) of each
+    matrix, shape ``(..., 1, 1)`` (1 where that is zero or not finite): a
+    constant for the derivative. ``gram`` is ``c^2`` times the pseudo-inverse
+    of the small Gram matrix, ``P P^H = (A^H A)^+`` if ``m > n``,
+    ``P^H P = (A A^H)^+`` if ``m < n``, so it neither over- nor underflows,
+    formed from the small SVD factor: ``n^3`` flops instead of the
+    derivative's ``m n^2``. It is an empty ``(..., 0, 0)`` array for square or
+    Hermitian input, whose rule does not need it. The rank (int32, per
+    matrix) lets the derivative skip the Golub–Pereyra terms that vanish at
+    full rank.
     """
     values, keep, bad, factors = _decompose(a, atol, rtol, hermitian)
     assert factors is not None
@@ -378,7 +378,9 @@ def _pinv_core(
     inv = jnp.where(bad[..., None], jnp.nan, inv).astype(a.dtype)
     p = _mm(_h(right_h) * inv[..., None, :], _h(left))
     m, n = a.shape[-2:]
-    cinv = inv * _scale(a)[..., 0]
+    largest = _largest(values, hermitian)
+    scale = jnp.where((largest > 0) & jnp.isfinite(largest), largest, 1).astype(a.dtype)[..., None, None]
+    cinv = inv * scale[..., 0]
     inv2 = (cinv * jnp.conj(cinv))[..., None, :]
     if hermitian or m == n:
         gram = jnp.zeros(a.shape[:-2] + (0, 0), a.dtype)
@@ -393,43 +395,46 @@ def _pinv_core(
     # A NaN matrix counts as full rank here: its derivative is NaN anyway, and
     # it must not send the rest of the batch down the rank-deficient path.
     rank = jnp.where(bad, min(a.shape[-2:]), jnp.sum(keep, axis=-1, dtype=jnp.int32))
-    return p, gram, rank
+    return p, gram, rank, scale
 
 
 @_pinv_core.defjvp
 def _pinv_core_jvp(
     hermitian: bool, primals: tuple[jax.Array, ...], tangents: tuple[jax.Array, ...]
-) -> tuple[tuple[jax.Array, jax.Array, jax.Array], tuple[jax.Array, jax.Array, Any]]:
+) -> tuple[tuple[jax.Array, ...], tuple[Any, ...]]:
     a, atol, rtol = primals
     da = tangents[0]  # the tolerances' tangents are ignored: not differentiable
     # Calling the custom_jvp function itself (not the factors) keeps every
     # derivative of this rule on stable ground: P's own derivative is this rule.
-    p, gram, rank = _pinv_core(a, atol, rtol, hermitian)
-    dp = _pinv_tangent(a, p, gram, rank, da, hermitian)
+    out = p, gram, rank, scale = _pinv_core(a, atol, rtol, hermitian)
+    dp = _pinv_tangent(a, p, gram, rank, scale, da, hermitian)
     m, n = a.shape[-2:]
-    c = _scale(a)
     if gram.size == 0:
         dgram = jnp.zeros_like(gram)
     elif m > n:  # c^2 P P^H
-        dgram = _mm_h(c * dp, c * p)
+        dgram = _mm_h(scale * dp, scale * p)
         dgram = dgram + _h(dgram)
     else:  # c^2 P^H P
-        dgram = _hmm(c * p, c * dp)
+        dgram = _hmm(scale * p, scale * dp)
         dgram = dgram + _h(dgram)
-    return (p, gram, rank), (dp, dgram, np.zeros(rank.shape, dtype=jax.dtypes.float0))
+    return out, (dp, dgram, np.zeros(rank.shape, dtype=jax.dtypes.float0), jnp.zeros_like(scale))
 
 
-def _scale(a: jax.Array) -> jax.Array:
-    """The largest entry magnitude of each matrix (1 if zero or non-finite), shape ``(..., 1, 1)``.
-
-    A constant for the derivative: the rule is exactly homogeneous in it.
-    """
-    scale = lax.stop_gradient(jnp.max(jnp.abs(a), axis=(-2, -1), keepdims=True))
-    return jnp.where((scale > 0) & jnp.isfinite(scale), scale, 1).astype(a.dtype)
+def _largest(values: jax.Array, hermitian: bool) -> jax.Array:
+    """The largest magnitude of the sorted ``values`` (descending singular values, ascending eigenvalues)."""
+    if hermitian:
+        return jnp.maximum(jnp.abs(values[..., 0]), jnp.abs(values[..., -1]))
+    return values[..., 0]
 
 
 def _pinv_tangent(
-    a: jax.Array, p: jax.Array, gram: jax.Array, rank: jax.Array, da: jax.Array, hermitian: bool
+    a: jax.Array,
+    p: jax.Array,
+    gram: jax.Array,
+    rank: jax.Array,
+    scale: jax.Array,
+    da: jax.Array,
+    hermitian: bool,
 ) -> jax.Array:
     """Golub–Pereyra: ``dP = -P dA P + P P^H dA^H (I - A P) + (I - P A) dA^H P^H P``.
 
@@ -438,61 +443,64 @@ def _pinv_tangent(
     them, so a full-rank square matrix costs two matmuls (under ``vmap`` the
     cond becomes a select and both sides are computed, still correct).
 
-    The terms holding ``P P^H`` (~1/sigma^2) are evaluated on the scaled
-    problem ``A/c``, ``c P``, ``dA/c`` with ``c`` the largest entry magnitude
-    of each matrix (a constant: the formula satisfies ``dP(A, dA) =
-    dP(A/c, dA/c) / c`` exactly), so no intermediate under- or overflows where
-    the result is representable; ``-P dA P`` alone is left as it is (scaling
-    would not change ``P dA``). The matmul order is chosen for ``m >= n``;
-    wide matrices use ``dP(A, dA) = dP(A^H, dA^H)^H``.
+    **Scale.** Square and Hermitian matrices need no scaling: every product
+    pairs ``P`` with ``dA`` (``P dA``, ``dA P``, of size ``|dA| / sigma``) or
+    with ``A`` (the projectors ``P A`` and ``A P``, of norm 1), so no
+    intermediate is larger or smaller than the terms themselves. The tall
+    (``m > n``) branch uses ``G = P P^H`` (``~ 1/sigma^2``) and ``A^H dA``
+    (``~ sigma |dA|``) to save two ``m n^2`` products; there ``G`` comes
+    pre-scaled by ``c^2`` and ``dA`` is divided by ``c`` (the largest singular
+    value, a constant: the formula is homogeneous in it), so nothing under-
+    or overflows where the result is representable. Wide matrices use
+    ``dP(A, dA) = dP(A^H, dA^H)^H``.
     """
     m, n = a.shape[-2:]
     if not hermitian and m < n:
-        return _h(_pinv_tangent(_h(a), _h(p), gram, rank, _h(da), False))
+        return _h(_pinv_tangent(_h(a), _h(p), gram, rank, scale, _h(da), False))
     full_col = jnp.all(rank == n)  # P A = I (and A P = I when square)
+    eye = jnp.eye(n, dtype=a.dtype)
 
-    def pdap(p: jax.Array, da: jax.Array) -> jax.Array:
-        return _mm(_mm(p, da), p)
+    if m == n:  # square or Hermitian; X = P dA
+        x = _mm(p, da)
 
-    def scaled(terms: Callable[..., jax.Array]) -> Callable[[], jax.Array]:
-        # The terms with G = P P^H (~1/sigma^2) run on A/c, c P, dA/c, c^2 G.
-        def branch() -> jax.Array:
-            c = _scale(a)
-            return terms(a / c, p * c, da / c, gram) / c
+        def full() -> jax.Array:  # A P = P A = I: dP = -P dA P, two matmuls
+            return -_mm(x, p)
 
-        return jax.checkpoint(branch)
+        def square_deficient() -> jax.Array:
+            # -X P + (I - P A) X^H P + P Z^H (I - A P), with Z = dA P
+            # (dA^H P^H = X^H and P^H dA^H = Z^H).
+            left = _mm(eye - _mm(p, a), _h(x)) - x
+            right = _mm(_h(_mm(da, p)), eye - _mm(a, p))
+            return _mm(left, p) + _mm(p, right)
 
-    if hermitian:
-        # P = P^H, dA = dA^H: the last two terms are each other's adjoint.
-        def deficient(a: jax.Array, p: jax.Array, da: jax.Array, _: jax.Array) -> jax.Array:
-            t = _mm(_mm(p, p), da - _mm(_mm(da, a), p))
-            return t + _h(t) - pdap(p, da)
+        def hermitian_deficient() -> jax.Array:
+            # P = P^H and dA = dA^H: Z = X^H, and the last two terms are each
+            # other's adjoint, t = (I - P A) X^H P.
+            t = _mm(_mm(eye - _mm(p, a), _h(x)), p)
+            return t + _h(t) - _mm(x, p)
 
-        return lax.cond(full_col, lambda: -pdap(p, da), scaled(deficient))
+        # One cond per case (not one per term), so that reverse mode
+        # materialises a single cotangent for dA; the deficient branch is
+        # rematerialised there rather than saving its projectors.
+        deficient = hermitian_deficient if hermitian else square_deficient
+        return lax.cond(full_col, full, jax.checkpoint(deficient))
 
-    def t3(a: jax.Array, p: jax.Array, da: jax.Array) -> jax.Array:
-        # (I - P A) dA^H P^H P: zero when P A = I
-        eye = jnp.eye(n, dtype=a.dtype)
-        return _mm(_mm_h(_mm(eye - _mm(p, a), _h(da)), p), p)
-
-    def first_two(a: jax.Array, p: jax.Array, da: jax.Array, gram: jax.Array) -> jax.Array:
+    def first_two() -> jax.Array:
         # With G = P P^H = (A^H A)^+ (n x n), P = G A^H at any rank, so the
         # first two terms regroup as
         #   -P dA P + G dA^H (I - A P) = G (dA^H - (A^H dA + dA^H A) P),
         # three m n^2 matmuls (two fewer than term by term), and the same
-        # three in the transpose (reverse mode).
-        x = _hmm(a, da)
-        g = _mm(p, _h(p)) if gram.size == 0 else gram
-        return _mm(g, _h(da) - _mm(x + _h(x), p))
+        # three in the transpose (reverse mode). In units of c: gram = c^2 G
+        # and d = dA / c.
+        s = 1 / scale
+        d = da * s
+        y = _hmm(a, d)
+        return _mm(gram, _h(d) - _mm(y + _h(y), p)) * s
 
-    def all_three(a: jax.Array, p: jax.Array, da: jax.Array, gram: jax.Array) -> jax.Array:
-        return first_two(a, p, da, gram) + t3(a, p, da)
+    def all_three() -> jax.Array:
+        # + (I - P A) dA^H P^H P, zero when P A = I; each product's size is
+        # that of the term.
+        return first_two() + _mm(_mm_h(_mm(eye - _mm(p, a), _h(da)), p), p)
 
-    # One cond per case (not one per term), so that reverse mode materialises
-    # a single cotangent for dA.
-    if m == n:
-        # Full rank: A P = P A = I and dP = -P dA P, two matmuls (unscaled:
-        # (c P)(dA / c) is P dA again).
-        return lax.cond(full_col, lambda: -pdap(p, da), scaled(all_three))
     # tall: A P != I always; P A = I at full column rank
-    return lax.cond(full_col, scaled(first_two), scaled(all_three))
+    return lax.cond(full_col, first_two, jax.checkpoint(all_three))

@@ -39,13 +39,15 @@ def test_forward_scale_invariance(dtype, shape, rank, hermitian):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("hermitian", [False, True])
-def test_derivative_scale_invariance(dtype, hermitian):
+@pytest.mark.parametrize("hermitian,cols", [(False, 3), (False, 4), (True, 4)])
+def test_derivative_scale_invariance(dtype, hermitian, cols):
+    # Rank 2 of 4x3 (tall: the rule scales by c), 4x4 and Hermitian 4x4 (the
+    # rule pairs P with dA or A and does not scale).
     # jvp: d pinv(cA)[c dA] = d pinv(A)[dA] / c (representable for all c here);
     # grad of sum(pinv(cA) * C) = grad at A / c^2, checked where c^-2 fits.
     rng = np.random.default_rng(1)
     x = random_matrix(rng, (4, 2), np.float64, cond=3.0)
-    a = x @ np.diag([1.0, -0.5]) @ x.T if hermitian else x @ random_matrix(rng, (3, 2), np.float64, cond=3.0).T
+    a = x @ np.diag([1.0, -0.5]) @ x.T if hermitian else x @ random_matrix(rng, (cols, 2), np.float64, cond=3.0).T
     da = rng.standard_normal(a.shape)
     if hermitian:
         da = da + da.T
