@@ -344,8 +344,8 @@ def crossover(args: argparse.Namespace, rng: np.random.Generator) -> str:
         "| m / n | direct SVD | QR + SVD(R) | QR / direct |",
         "|---|---|---|---|",
     ]
-    for ratio in (1, 4) if args.quick else (1, 2, 4, 8):
-        a = jnp.asarray(rng.standard_normal((ratio * n, n)), jnp.float32)
+    for ratio in (1, 4) if args.quick else (1, 1.5, 2, 3, 4, 8):
+        a = jnp.asarray(rng.standard_normal((int(ratio * n), n)), jnp.float32)
         fns = {k: jax.jit(f) for k, f in (("direct", direct), ("qr", reduced))}
         t = median_times({k: (lambda f=f: jax.block_until_ready(f(a))) for k, f in fns.items()},
                          args.budget, args.min_rounds, args.max_rounds)

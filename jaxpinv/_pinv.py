@@ -291,9 +291,11 @@ def _hermitian_from_lower(a: jax.Array) -> jax.Array:
 
 # Reduce by QR first when one side is at least this many times the other:
 # A = Q R, then the SVD of the small square R (Chan's R-SVD). Measured on one
-# CPU core (benchmarks/bench.py, crossover table): 1.2x faster than a direct
-# SVD at m = 4n, no gain at m = n.
-_QR_RATIO = 4
+# CPU core (benchmarks/bench.py, crossover table): 1.1-1.3x faster than a
+# direct SVD from m = 2n up, slower at m = 1.5n. (pinv(A) = (R^H R)^+ A^H
+# would skip forming Q, 1.3-1.8x faster still, but its error reached 3x a
+# direct SVD's on small tall matrices: not adopted.)
+_QR_RATIO = 2
 
 Factors = tuple[jax.Array, jax.Array, "jax.Array | None", "jax.Array | None"]
 

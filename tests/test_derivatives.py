@@ -48,8 +48,8 @@ CASES = [
     ((), 5, 5, 3, np.complex128),
     ((2,), 4, 3, 2, np.float64),
     ((2,), 3, 5, 3, np.complex128),
-    ((), 9, 2, 2, np.float64),  # m >= 4n: the forward reduces by QR first
-    ((), 2, 9, 1, np.complex128),  # n >= 4m: LQ
+    ((), 9, 2, 2, np.float64),  # m >= 2n: the forward reduces by QR first
+    ((), 2, 9, 1, np.complex128),  # n >= 2m: LQ
 ]
 SECOND_ORDER = {2, 5, 6, 9}  # indices into CASES: order 2 on a spread of them (it is slow)
 
