@@ -180,6 +180,19 @@ def _lstsq_impl(a: jax.Array, b: jax.Array, atol: Any, rtol: Any, full: bool) ->
     return x.astype(out_dtype), residuals.astype(real), rank, s.astype(real)
 
 
+def _hmv(x: jax.Array, v: jax.Array) -> jax.Array:
+    """``x^H v``; a multiply-and-sum over the rows when ``v`` is one column.
+
+    Under ``jax.jacfwd`` the tangent ``x`` carries a batch of basis
+    directions, and the matmul form contracts a non-minor axis of that batch,
+    which XLA's CPU backend ran about 20x slower than this reduction (300x20
+    tangents of a 300x20 matrix: 117 ms against 6 ms).
+    """
+    if v.shape[-1] == 1:
+        return jnp.sum(jnp.conj(x) * v, axis=-2)[..., None]
+    return _hmm(x, v)
+
+
 @jax.custom_jvp
 def _lstsq_core(a: jax.Array, b: jax.Array, atol: jax.Array, rtol: jax.Array) -> tuple[jax.Array, jax.Array]:
     """``(pinv(a) @ b, rank)`` from the factors, without forming ``pinv(a)``."""
@@ -216,10 +229,10 @@ def _lstsq_core_jvp(primals: tuple[jax.Array, ...], tangents: tuple[Any, ...]) -
 
     def second() -> jax.Array:  # P P^H dA^H (b - A x)
         r = b - _mm(a, x)
-        return _mm(p, _hmm(p, _hmm(da, r)))
+        return _mm(p, _hmm(p, _hmv(da, r)))
 
     def third() -> jax.Array:  # (I - P A) dA^H P^H x
-        z = _hmm(da, _hmm(p, x))
+        z = _hmv(da, _hmm(p, x))
         return z - _mm(p, _mm(a, z))
 
     # One switch over which terms vanish (rather than a cond per term), so
