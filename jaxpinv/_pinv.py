@@ -429,6 +429,15 @@ def _largest(values: jax.Array, hermitian: bool) -> jax.Array:
     return values[..., 0]
 
 
+def _complement(x: jax.Array) -> jax.Array:
+    """``I - x`` for a square ``x``.
+
+    Built inside each branch that needs it (not once outside): a constant
+    closed over by a ``jax.checkpoint``-ed branch is saved for reverse mode.
+    """
+    return jnp.eye(x.shape[-1], dtype=x.dtype) - x
+
+
 def _pinv_tangent(
     a: jax.Array,
     p: jax.Array,
@@ -460,30 +469,32 @@ def _pinv_tangent(
     if not hermitian and m < n:
         return _h(_pinv_tangent(_h(a), _h(p), gram, rank, scale, _h(da), False))
     full_col = jnp.all(rank == n)  # P A = I (and A P = I when square)
-    eye = jnp.eye(n, dtype=a.dtype)
 
-    if m == n:  # square or Hermitian; X = P dA
-        x = _mm(p, da)
+    if m == n:  # square or Hermitian
 
         def full() -> jax.Array:  # A P = P A = I: dP = -P dA P, two matmuls
-            return -_mm(x, p)
+            return -_mm(_mm(p, da), p)
 
         def square_deficient() -> jax.Array:
-            # -X P + (I - P A) X^H P + P Z^H (I - A P), with Z = dA P
-            # (dA^H P^H = X^H and P^H dA^H = Z^H).
-            left = _mm(eye - _mm(p, a), _h(x)) - x
-            right = _mm(_h(_mm(da, p)), eye - _mm(a, p))
+            # -X P + (I - P A) X^H P + P Z^H (I - A P), with X = P dA and
+            # Z = dA P (dA^H P^H = X^H and P^H dA^H = Z^H).
+            x = _mm(p, da)
+            left = _mm(_complement(_mm(p, a)), _h(x)) - x
+            right = _mm(_h(_mm(da, p)), _complement(_mm(a, p)))
             return _mm(left, p) + _mm(p, right)
 
         def hermitian_deficient() -> jax.Array:
             # P = P^H and dA = dA^H: Z = X^H, and the last two terms are each
             # other's adjoint, t = (I - P A) X^H P.
-            t = _mm(_mm(eye - _mm(p, a), _h(x)), p)
+            x = _mm(p, da)
+            t = _mm(_mm(_complement(_mm(p, a)), _h(x)), p)
             return t + _h(t) - _mm(x, p)
 
         # One cond per case (not one per term), so that reverse mode
-        # materialises a single cotangent for dA; the deficient branch is
-        # rematerialised there rather than saving its projectors.
+        # materialises a single cotangent for dA and saves only what the
+        # branches share (X = P dA outside the cond made reverse mode save P
+        # twice); the deficient branch is rematerialised there rather than
+        # saving its projectors.
         deficient = hermitian_deficient if hermitian else square_deficient
         return lax.cond(full_col, full, jax.checkpoint(deficient))
 
@@ -502,7 +513,7 @@ def _pinv_tangent(
     def all_three() -> jax.Array:
         # + (I - P A) dA^H P^H P, zero when P A = I; each product's size is
         # that of the term.
-        return first_two() + _mm(_mm_h(_mm(eye - _mm(p, a), _h(da)), p), p)
+        return first_two() + _mm(_mm_h(_mm(_complement(_mm(p, a)), _h(da)), p), p)
 
     # tall: A P != I always; P A = I at full column rank
     return lax.cond(full_col, first_two, jax.checkpoint(all_three))
