@@ -315,9 +315,10 @@ def _decompose(
     Non-finite matrices are replaced by zeros *before* the decomposition:
     LAPACK's SVD can loop forever on a matrix holding Inf.
     """
-    # NaN iff some entry is Inf or NaN (IEEE: Inf * 0 = NaN, and XLA keeps
-    # x * 0 for floats): one fused reduction, no boolean pass.
-    bad = jnp.isnan(jnp.sum(a * 0, axis=(-2, -1)))
+    # Not finite iff some entry is Inf or NaN (XLA's max propagates NaN): one
+    # fused reduction of a single operand (sum(a * 0) also materialised the
+    # broadcast zeros, one more kernel to compile).
+    bad = ~jnp.isfinite(jnp.max(jnp.abs(a), axis=(-2, -1)))
     a = jnp.where(bad[..., None, None], jnp.zeros((), a.dtype), a)
     m, n = a.shape[-2:]
     factors: Factors | None = None
