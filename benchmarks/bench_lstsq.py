@@ -2,15 +2,16 @@
 
     python benchmarks/bench_lstsq.py           # full run (a minute or two), one pinned core
     python benchmarks/bench_lstsq.py --quick   # seconds; CI's smoke test
-    python benchmarks/bench_lstsq.py --big     # + jacfwd at 200x200 (needs ~14 GB, a minute)
+    python benchmarks/bench_lstsq.py --big     # + jacfwd at 200x200 and 1000x50 (~11 GB, minutes)
 
 ``jax.jacrev`` and ``jax.jacfwd`` of ``x(a) = solve(a, b)`` with respect to
 ``a``, jitted, median of interleaved rounds after compilation (the same
 harness as ``bench.py``). ``jacfwd`` with respect to a 200x200 ``a`` pushes
 40,000 tangents of 40,000 entries each (6.4 GB of float32 for the basis
-alone): ``pinv(a) @ b`` then needs 32 GB, more than this 24 GB machine has,
-so forward-mode rows use smaller matrices, and ``--big`` adds the 200x200 row
-without ``pinv(a) @ b`` and ``jnp.linalg.lstsq``.
+alone; 10 GB at 1000x50): ``pinv(a) @ b`` then asks XLA for 32 GB (40 GB at
+1000x50), more than this 24 GB machine has, so forward-mode rows use smaller
+matrices, and ``--big`` adds the 200x200 and 1000x50 rows without
+``pinv(a) @ b`` and ``jnp.linalg.lstsq``.
 
 The floor is the same Jacobian of the linear map ``a -> a^T b`` (same input
 and output sizes): what ``jax.jacfwd`` pays to build and push its basis, and
@@ -38,7 +39,7 @@ def main(argv: list[str]) -> int:
         else [(200, 200, "jacrev"), (1000, 50, "jacrev"), (60, 60, "jacfwd"), (300, 20, "jacfwd")]
     )
     if "--big" in argv:
-        cases.append((200, 200, "jacfwd"))
+        cases += [(200, 200, "jacfwd"), (1000, 50, "jacfwd")]
     rounds = (3, 3) if quick else (5, 21)
     rng = np.random.default_rng(0)
     lines = [
