@@ -24,7 +24,14 @@ def saved_bytes(f, a):
 
 @pytest.mark.parametrize(
     "shape,hermitian",
-    [((64, 64), False), ((64, 64), True), ((3, 32, 32), False), ((80, 20), False), ((20, 80), False), ((30, 20), False)],
+    [
+        ((64, 64), False),
+        ((64, 64), True),
+        ((3, 32, 32), False),
+        ((80, 20), False),  # QR-reduced
+        ((20, 80), False),  # LQ-reduced
+        ((30, 20), False),  # tall, direct SVD
+    ],
 )
 @pytest.mark.parametrize("dtype", [np.float32, np.complex64])
 def test_reverse_mode_saves_a_p_and_the_small_gram_matrix(shape, hermitian, dtype):
