@@ -28,6 +28,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from jaxpinv import _tolerance, _validate
+from jaxpinv._batching import any_true
 from jaxpinv._pinv import ArrayLike, _check, _decompose, _h, _hmm, _mm, _mm_h
 
 
@@ -160,7 +161,7 @@ def _tangents(
     def none() -> tuple[jax.Array, jax.Array]:
         return jnp.zeros_like(dx), jnp.zeros_like(dminv)
 
-    extra_x, extra_minv = lax.cond(jnp.any(lam == 0), at_zero, none)
+    extra_x, extra_minv = lax.cond(any_true(lam == 0), at_zero, none)
     dx, dminv = dx + extra_x, dminv + extra_minv
     return dx, dminv
 

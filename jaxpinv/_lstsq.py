@@ -18,6 +18,7 @@ import numpy as np
 from jax import lax
 
 from jaxpinv import _tolerance, _validate
+from jaxpinv._batching import all_true
 from jaxpinv._damped import damped_pinv
 from jaxpinv._pinv import ArrayLike, Tolerance, _check, _decompose, _h, _hmm, _mm, _pinv_core
 
@@ -221,8 +222,9 @@ def _lstsq_core_jvp(primals: tuple[jax.Array, ...], tangents: tuple[Any, ...]) -
     # then differentiable through it.
     p, _, rank, _ = _pinv_core(a, atol, rtol, False)
     x = _mm(p, b)
-    full_col = jnp.all(rank == n)  # P A = I: the third term vanishes
-    full_row = jnp.all(rank == m)  # A P = I: the residual b - A x is zero
+    # Batch-level predicates, unbatched under vmap (see _batching).
+    full_col = all_true(rank == n)  # P A = I: the third term vanishes
+    full_row = all_true(rank == m)  # A P = I: the residual b - A x is zero
 
     def base() -> jax.Array:  # P (db - dA x)
         return _mm(p, db - _mm(da, x))

@@ -21,6 +21,7 @@ import numpy as np
 from jax import lax
 
 from jaxpinv import _tolerance, _validate
+from jaxpinv._batching import all_true
 
 ArrayLike = Any  # jax.typing.ArrayLike, kept loose for NumPy arrays and lists
 Tolerance = Any  # None, a Python float or a real array broadcasting against the batch
@@ -452,8 +453,9 @@ def _pinv_tangent(
 
     The second term vanishes where ``rank == m`` (then ``A P = I``), the third
     where ``rank == n`` (``P A = I``): a ``lax.cond`` on the batch's ranks skips
-    them, so a full-rank square matrix costs two matmuls (under ``vmap`` the
-    cond becomes a select and both sides are computed, still correct).
+    them, so a full-rank square matrix costs two matmuls. The predicate is
+    batch-level (:func:`jaxpinv._batching.all_true`): under ``vmap`` too it
+    picks one branch for the whole batch, as for the batched call.
 
     **Scale.** Square and Hermitian matrices need no scaling: every product
     pairs ``P`` with ``dA`` (``P dA``, ``dA P``, of size ``|dA| / sigma``) or
@@ -469,7 +471,9 @@ def _pinv_tangent(
     m, n = a.shape[-2:]
     if not hermitian and m < n:
         return _h(_pinv_tangent(_h(a), _h(p), gram, rank, scale, _h(da), False))
-    full_col = jnp.all(rank == n)  # P A = I (and A P = I when square)
+    # P A = I (and A P = I when square), for the whole batch; unbatched under
+    # vmap, so the cond stays a cond (see _batching).
+    full_col = all_true(rank == n)
 
     if m == n:  # square or Hermitian
 
