@@ -47,6 +47,20 @@ def host(value: Any) -> Any:
     return np.where(up, np.nextafter(rounded, np.float32(-np.inf)), rounded).astype(np.float32)
 
 
+def host_pair(atol: Any, rtol: Any, m: int, n: int, input_dtype: Any) -> tuple[Any, Any]:
+    """Both tolerances through :func:`host`, the default rtol decided on the exact atol.
+
+    ``rtol=None`` means 0 where ``atol > 0``: decided here on the value the user
+    wrote, since a tiny positive atol (1e-300) rounds to 0 in float32 (which
+    keeps ``sigma > atol`` exact for float32 ``sigma``) but must still switch the
+    default rtol off, as in torch. Traced atols decide it in :func:`resolve`.
+    """
+    if rtol is None and atol is not None and not isinstance(atol, jax.Array):
+        exact = np.asarray(atol, dtype=np.float64)
+        rtol = np.where(exact > 0, 0.0, default_rtol(m, n, input_dtype))
+    return host(atol), host(rtol)
+
+
 def default_rtol(m: int, n: int, input_dtype: Any) -> float:
     """``max(m, n) * eps`` of the input's real dtype (float16 uses float16's eps)."""
     real = jnp.finfo(input_dtype).dtype  # the real dtype of a complex one
@@ -102,5 +116,9 @@ def keep(
     wide dtype. ``nan_tol`` flags matrices whose cutoff is NaN (a NaN tolerance).
     """
     magnitude = magnitude.astype(atol.dtype)
-    cut = jnp.maximum(atol, rtol * largest.astype(atol.dtype))
+    largest = largest.astype(atol.dtype)
+    # rtol = inf on the zero matrix: inf * 0 would be NaN; the cutoff is 0 and
+    # nothing is kept (torch's result). A NaN rtol still gives NaN.
+    relative = jnp.where((largest == 0) & ~jnp.isnan(rtol), jnp.zeros((), atol.dtype), rtol * largest)
+    cut = jnp.maximum(atol, relative)
     return magnitude > cut[..., None], jnp.isnan(cut)

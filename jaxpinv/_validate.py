@@ -23,6 +23,7 @@ def matrix_dtypes(fname: str, argname: str, a: Any, min_ndim: int = 2) -> tuple[
     ``jnp.linalg`` does; floating types narrower than 32 bits (float16,
     bfloat16, ...) are computed in float32 and returned in their own dtype.
     """
+    a = native(a)
     compute_dtype, out_dtype = dtypes(fname, argname, _dtype_of(fname, argname, a))
     arr = jnp.asarray(a)
     if arr.ndim < min_ndim:
@@ -49,8 +50,26 @@ def dtypes(fname: str, argname: str, dtype: Any) -> tuple[Any, Any]:
     )
 
 
+def native(a: Any) -> Any:
+    """A NumPy array in non-native byte order (e.g. big-endian ``'>f8'``) in native order.
+
+    ``jnp.asarray`` accepts such arrays but ``jax.jit`` rejects them; anything
+    else passes through unchanged.
+    """
+    if isinstance(a, (np.ndarray, np.generic)) and not a.dtype.isnative:
+        return a.astype(a.dtype.newbyteorder("="))
+    return a
+
+
 def _dtype_of(fname: str, argname: str, a: Any) -> Any:
     dtype = getattr(a, "dtype", None)
+    if dtype is not None and not isinstance(dtype, np.dtype) and not isinstance(a, jax.Array):
+        # Another library's array (a torch tensor, ...): its dtype is not a
+        # NumPy dtype, but JAX converts it (DLPack / __array__) as jnp.asarray would.
+        try:
+            dtype = jnp.asarray(a).dtype
+        except Exception:
+            pass
     if dtype is None:
         try:
             dtype = np.asarray(a).dtype
@@ -105,13 +124,28 @@ def tolerance(fname: str, argname: str, value: Any) -> Any:
                 f"{fname}: argument '{argname}' must be real; got the complex number "
                 f"{value!r}."
             )
-        value = float(value)  # type: ignore[arg-type]  # a real Number here
+        try:
+            value = float(value)  # type: ignore[arg-type]  # a real Number here
+        except OverflowError:
+            raise ValueError(
+                f"{fname}: argument '{argname}' must be representable as a float; got an "
+                f"integer of {len(str(abs(value)))} digits."  # type: ignore[arg-type]
+            ) from None
         if math.isnan(value) or value < 0:
             raise ValueError(
                 f"{fname}: argument '{argname}' must be a non-negative number; "
                 f"got {value!r}."
             )
         return value
+    value = native(value)
+    if isinstance(value, (list, tuple)):
+        try:  # a nested sequence of numbers: a NumPy array from here on
+            value = np.asarray(value)
+        except (OverflowError, ValueError, TypeError) as e:
+            raise TypeError(
+                f"{fname}: argument '{argname}' must be a number or an array of real "
+                f"numbers; got {type(value).__name__} ({e})."
+            ) from None
     dtype = _dtype_of(fname, argname, value)
     if jnp.issubdtype(dtype, jnp.complexfloating):
         raise TypeError(
@@ -133,12 +167,12 @@ def tolerance(fname: str, argname: str, value: Any) -> Any:
 
 
 def batch_shape(
-    fname: str, a_shape: tuple[int, ...], atol: Any, rtol: Any
+    fname: str, a_shape: tuple[int, ...], atol: Any, rtol: Any, tol_names: tuple[str, str] = ("atol", "rtol")
 ) -> tuple[int, ...]:
     """Broadcast the matrix batch shape with the tolerances' shapes (torch's rule)."""
     shapes = [tuple(a_shape[:-2])]
     names = ["a.shape[:-2]"]
-    for name, tol in (("atol", atol), ("rtol", rtol)):
+    for name, tol in zip(tol_names, (atol, rtol)):
         if tol is not None:
             shapes.append(tuple(np.shape(tol)))
             names.append(name)
@@ -147,6 +181,6 @@ def batch_shape(
     except ValueError:
         got = ", ".join(f"{n}={s}" for n, s in zip(names, shapes))
         raise ValueError(
-            f"{fname}: the tolerances must broadcast against the batch shape of the "
-            f"input a.shape[:-2]; got {got}."
+            f"{fname}: {' and '.join(n for n, t in zip(tol_names, (atol, rtol)) if t is not None)} "
+            f"must broadcast against the batch shape of the input; got {got}."
         ) from None

@@ -113,3 +113,12 @@ def run_example(tmp_path):
         return json.loads(lines[0][len("RESULT ") :]), tmp_path
 
     return run
+
+
+def x64(enabled: bool):
+    """A context with ``jax_enable_x64`` set to ``enabled`` (jax.enable_x64, or the older experimental names)."""
+    if hasattr(jax, "enable_x64"):
+        return jax.enable_x64(enabled)
+    from jax import experimental
+
+    return experimental.enable_x64() if enabled else experimental.disable_x64()

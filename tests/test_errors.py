@@ -125,3 +125,37 @@ def test_inf_input_returns_instead_of_hanging():
     )
     assert out.returncode == 0, out.stderr
     assert "returned" in out.stdout
+
+
+def test_big_endian_input_and_tolerances_are_accepted():
+    a = np.array([[2.0, 0.0], [0.0, 4.0], [1.0, 1.0]])
+    ref = np.linalg.pinv(a)
+    for dt in (">f8", ">f4"):
+        np.testing.assert_allclose(jaxpinv.pinv(a.astype(dt)), ref, rtol=1e-6)
+        np.testing.assert_allclose(jaxpinv.lstsq(a.astype(dt), np.ones(3).astype(dt)), ref @ np.ones(3), rtol=1e-6)
+        assert int(jaxpinv.matrix_rank(a, atol=np.array(3.0).astype(dt))) == 1
+        np.testing.assert_allclose(jaxpinv.damped_pinv(a.astype(dt), np.array([0.0]).astype(dt))[0], ref, rtol=1e-6)
+
+
+def test_torch_tensor_is_accepted_like_jnp_asarray():
+    torch = pytest.importorskip("torch")
+    a = torch.tensor([[2.0, 0.0], [0.0, 4.0], [1.0, 1.0]])
+    np.testing.assert_allclose(jaxpinv.pinv(a), np.linalg.pinv(a.numpy()), rtol=1e-6)
+    assert jaxpinv.pinv(a).dtype == jnp.float32
+    assert int(jaxpinv.matrix_rank(a, atol=torch.tensor(3.0))) == 1
+
+
+@pytest.mark.parametrize(
+    "call,words",
+    [
+        (lambda: jaxpinv.pinv(jnp.eye(2), atol=10**400), ["pinv", "'atol'", "float"]),
+        (lambda: jaxpinv.pinverse(jnp.eye(2), rcond=10**400), ["pinverse", "'rcond'", "float"]),
+        (lambda: jaxpinv.damped_pinv(jnp.eye(2), 10**400), ["damped_pinv", "'damping'", "float"]),
+        (lambda: jaxpinv.damped_pinv(jnp.ones((2, 2, 2)), [1.0, 2.0, 3.0]), ["damped_pinv", "damping", "broadcast"]),
+    ],
+)
+def test_huge_integer_and_mismatched_damping_errors(call, words):
+    with pytest.raises(ValueError) as info:
+        call()
+    for w in words:
+        assert w.lower() in str(info.value).lower(), (w, str(info.value))
