@@ -19,8 +19,8 @@ from jax import lax
 
 from jaxpinv import _tolerance, _validate
 from jaxpinv._batching import all_true
-from jaxpinv._damped import damped_pinv
-from jaxpinv._pinv import ArrayLike, Tolerance, _check, _decompose, _h, _hmm, _mm, _pinv_core
+from jaxpinv._damped import _check_damping, _damped_impl
+from jaxpinv._pinv import ArrayLike, Tolerance, _check, _decompose, _h, _hmm, _mm, _pinv_core, _rank
 
 
 class LstsqResult(NamedTuple):
@@ -91,14 +91,14 @@ def lstsq(
     [-1.0, -1.0, -1.0]
     """
     if damping is not None:
+        fname = "lstsq"
         if atol is not None or rtol is not None:
-            raise ValueError("lstsq: pass either 'damping' or the tolerances 'atol'/'rtol', not both.")
-        arr, _, _ = _validate.matrix_dtypes("lstsq", "a", a)
-        _check_b("lstsq", arr, b)
-        barr = jnp.asarray(b)
-        vector = barr.ndim == arr.ndim - 1
-        x = jnp.matmul(damped_pinv(a, damping), barr[..., None] if vector else barr,
-                       precision=lax.Precision.HIGHEST)
+            raise ValueError(f"{fname}: pass either 'damping' or the tolerances 'atol'/'rtol', not both.")
+        arr, _, _, _ = _check(fname, a, None, None, False)
+        barr, vector = _check_b(fname, arr, b)
+        lam = _check_damping(fname, arr, damping)
+        _batch(fname, arr, barr, lam, None, ("damping", ""))
+        x = _damped_lstsq_impl(arr, barr, lam)
         return x[..., 0] if vector else x
     return _solve("lstsq", a, b, atol, rtol)[0]
 
@@ -115,7 +115,14 @@ def lstsq_full(
     **Arguments:** as :func:`lstsq`.
 
     **Returns:** an :class:`LstsqResult` named tuple; it unpacks like NumPy's
-    4-tuple. Only ``solution`` and ``residuals`` carry derivatives.
+    4-tuple. Only ``solution`` and ``residuals`` carry derivatives. ``rank``
+    and ``singular_values`` describe `a` alone, from the very SVD that gives
+    the solution (so ``rank`` is :func:`matrix_rank`'s and counts exactly the
+    values the solution uses); `b` does not enter them. A non-finite matrix
+    of `a` (or a NaN tolerance) has rank -1 and NaN singular values; a
+    non-finite right-hand side leaves them as they are and makes only that
+    solution and its residuals NaN. All of this is the same under every
+    transformation (``jit``, ``vmap``, ``jvp``, ``grad``).
 
     **Raises:** as :func:`lstsq`.
 
@@ -132,11 +139,12 @@ def lstsq_full(
 
 
 def _solve(fname: str, a: Any, b: Any, atol: Any, rtol: Any, full: bool = False) -> tuple[Any, ...]:
-    arr, _, atol, rtol = _check(fname, a, atol, rtol, False)
+    arr, _, _ = _validate.matrix_dtypes(fname, "a", a)
     barr, vector = _check_b(fname, arr, b)
-    if vector:
-        barr = barr[..., None]
-    _validate.batch_shape(fname, np.broadcast_shapes(arr.shape[:-2], barr.shape[:-2]) + (0, 0), atol, rtol)
+    # the default rtol uses the eps of the dtype a and b promote to
+    _, out_dtype = _validate.dtypes(fname, "a", jnp.result_type(arr, barr))
+    arr, _, atol, rtol = _check(fname, arr, atol, rtol, False, dtype=out_dtype)
+    _batch(fname, arr, barr, atol, rtol)
     out = _lstsq_impl(arr, barr, atol, rtol, full)
     if vector:
         out = (out[0][..., 0], None if out[1] is None else out[1][..., 0]) + tuple(out[2:])
@@ -144,16 +152,35 @@ def _solve(fname: str, a: Any, b: Any, atol: Any, rtol: Any, full: bool = False)
 
 
 def _check_b(fname: str, a: jax.Array, b: Any) -> tuple[jax.Array, bool]:
-    """``b`` as an array, and whether it is a (batch of) vector(s) (torch.linalg.solve's rule)."""
+    """``b`` as a stack of matrices ``(*, m, k)``, and whether it was a (batch of) vector(s).
+
+    torch.linalg.solve's rule: `b` is a vector right-hand side if it is 1-D, or
+    if ``b.shape == a.shape[:-1]``; otherwise a matrix ``(*, m, k)``.
+    """
     barr, _, _ = _validate.matrix_dtypes(fname, "b", b, min_ndim=1)
-    vector = barr.ndim == a.ndim - 1
-    rows = barr.shape[-1] if vector else barr.shape[-2]
-    if rows != a.shape[-2] or (not vector and barr.ndim < 2):
+    vector = barr.ndim == 1 or barr.shape == a.shape[:-1]
+    if vector:
+        barr = barr[..., None]
+    if barr.ndim < 2 or barr.shape[-2] != a.shape[-2]:
         raise ValueError(
-            f"{fname}: argument 'b' must have shape (*, m, k) or (*, m) with m = a.shape[-2] = "
-            f"{a.shape[-2]}; got a.shape={a.shape}, b.shape={barr.shape}."
+            f"{fname}: argument 'b' must have shape (*, m, k), or (m,) or a.shape[:-1] for a "
+            f"vector right-hand side, with m = a.shape[-2] = {a.shape[-2]}; got a.shape={a.shape}, "
+            f"b.shape={np.shape(b)}."
         )
     return barr, vector
+
+
+def _batch(fname: str, a: jax.Array, b: jax.Array, atol: Any, rtol: Any,
+           names: tuple[str, str] = ("atol", "rtol")) -> tuple[int, ...]:
+    """The broadcast batch shape of `a`, `b` (as ``(*, m, k)``) and the tolerances, or a clear error."""
+    try:
+        batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    except ValueError:
+        raise ValueError(
+            f"{fname}: the batch dimensions of 'a' and 'b' must broadcast; got a.shape={a.shape} "
+            f"(batch {a.shape[:-2]}) and b.shape={b.shape} (batch {b.shape[:-2]}, as a stack of (m, k) matrices)."
+        ) from None
+    return _validate.batch_shape(fname, batch + (0, 0), atol, rtol, names)
 
 
 @partial(jax.jit, static_argnames=("full",))
@@ -165,19 +192,19 @@ def _lstsq_impl(a: jax.Array, b: jax.Array, atol: Any, rtol: Any, full: bool) ->
     atol, rtol = _tolerance.resolve(atol, rtol, batch, m, n, out_dtype)
     a = jnp.broadcast_to(a.astype(compute_dtype), batch + (m, n))
     b = jnp.broadcast_to(b.astype(compute_dtype), batch + (m, k))
-    if a.size == 0 or b.size == 0:
+    real = jnp.finfo(out_dtype).dtype
+    if a.size == 0:  # no singular values: rank 0, x = 0, residuals |b|^2
         x = jnp.zeros(batch + (n, k), out_dtype)
-        res = jnp.sum(jnp.abs(b) ** 2, axis=-2).astype(jnp.finfo(out_dtype).dtype)
-        rank = jnp.zeros(batch, jnp.int32)
-        return x, res, rank, jnp.zeros(batch + (min(m, n),), jnp.finfo(out_dtype).dtype)
-    x, rank = _lstsq_core(a, b, atol, rtol)
+        res = jnp.sum(jnp.abs(b) ** 2, axis=-2).astype(real)
+        return x, res, jnp.zeros(batch, jnp.int32), jnp.zeros(batch + (0,), real)
+    if k == 0:  # no right-hand side: a's rank and singular values all the same
+        _, _, rank, _, s = _pinv_core(lax.stop_gradient(a), atol, rtol, False)
+        return jnp.zeros(batch + (n, 0), out_dtype), jnp.zeros(batch + (0,), real), rank, s.astype(real)
+    x, rank, s = _lstsq_core(a, b, atol, rtol)
     if not full:
         return x.astype(out_dtype), None, None, None
     r = b - _mm(a, x)
     residuals = jnp.sum(jnp.abs(r) ** 2, axis=-2)
-    s, _, bad, _ = _decompose(lax.stop_gradient(a), atol, rtol, False, compute_uv=False)
-    rank = jnp.where(bad, jnp.int32(-1), rank)
-    real = jnp.finfo(out_dtype).dtype
     return x.astype(out_dtype), residuals.astype(real), rank, s.astype(real)
 
 
@@ -194,13 +221,23 @@ def _hmv(x: jax.Array, v: jax.Array) -> jax.Array:
     return _hmm(x, v)
 
 
+def _bad_rhs(b: jax.Array) -> jax.Array:
+    """Per matrix: does the right-hand side hold NaN or Inf? (One reduction, as in ``_decompose``.)"""
+    return ~jnp.isfinite(jnp.max(jnp.abs(b), axis=(-2, -1)))
+
+
 @jax.custom_jvp
-def _lstsq_core(a: jax.Array, b: jax.Array, atol: jax.Array, rtol: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """``(pinv(a) @ b, rank)`` from the factors, without forming ``pinv(a)``."""
-    values, keep, bad, factors = _decompose(a, atol, rtol, False)
-    assert factors is not None
+def _lstsq_core(
+    a: jax.Array, b: jax.Array, atol: jax.Array, rtol: jax.Array
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """``(pinv(a) @ b, rank, singular values)`` from the factors, without forming ``pinv(a)``.
+
+    ``rank`` and the singular values are ``_pinv_core``'s (of `a` alone), so
+    the rule, which gets them from ``_pinv_core``, returns the same primal.
+    """
+    values, keep, bad_a, factors = _decompose(a, atol, rtol, False)
     left, right_h, q_left, q_right = factors
-    bad = bad | ~jnp.all(jnp.isfinite(b), axis=(-2, -1))
+    bad = bad_a | _bad_rhs(b)
     b = jnp.where(bad[..., None, None], jnp.zeros((), b.dtype), b)
     inv = jnp.where(keep, 1 / jnp.where(keep, values, 1), 0)
     inv = jnp.where(bad[..., None], jnp.nan, inv).astype(a.dtype)
@@ -209,8 +246,7 @@ def _lstsq_core(a: jax.Array, b: jax.Array, atol: jax.Array, rtol: jax.Array) ->
     x = _mm(_h(right_h), y)
     if q_right is not None:
         x = _mm(q_right, x)
-    rank = jnp.where(bad, min(a.shape[-2:]), jnp.sum(keep, axis=-1, dtype=jnp.int32))
-    return x, rank
+    return x, _rank(keep, bad_a), jnp.where(bad_a[..., None], jnp.nan, values)
 
 
 @_lstsq_core.defjvp
@@ -220,21 +256,32 @@ def _lstsq_core_jvp(primals: tuple[jax.Array, ...], tangents: tuple[Any, ...]) -
     m, n = a.shape[-2:]
     # P from pinv's own custom_jvp keeps higher derivatives stable; x = P b is
     # then differentiable through it.
-    p, _, rank, _ = _pinv_core(a, atol, rtol, False)
-    x = _mm(p, b)
-    # Batch-level predicates, unbatched under vmap (see _batching).
-    full_col = all_true(rank == n)  # P A = I: the third term vanishes
-    full_row = all_true(rank == m)  # A P = I: the residual b - A x is zero
+    p, _, rank, scale, values = _pinv_core(a, atol, rtol, False)
+    # As in the forward: a non-finite right-hand side makes that solution NaN.
+    bad_b = _bad_rhs(b)[..., None, None]
+    b = jnp.where(bad_b, jnp.zeros((), b.dtype), b)
+    x = jnp.where(bad_b, jnp.nan, _mm(p, b))
+    # Batch-level predicates, unbatched under vmap (see _batching); a
+    # non-finite matrix (rank -1) counts as full rank, its tangent is NaN.
+    full_col = all_true((rank == n) | (rank < 0))  # P A = I: the third term vanishes
+    full_row = all_true((rank == m) | (rank < 0))  # A P = I: the residual b - A x is zero
+
+    # Scale: P ~ 1/c and x ~ |b|/c for c the largest singular value, so P^H x
+    # ~ 1/c^2 under- or overflows where the result (~ 1/c) does not. The
+    # second and third terms run in units of c: d = dA / c, cp = c P (a
+    # constant c: every term is homogeneous in it).
+    s = 1 / scale
 
     def base() -> jax.Array:  # P (db - dA x)
         return _mm(p, db - _mm(da, x))
 
-    def second() -> jax.Array:  # P P^H dA^H (b - A x)
+    def second() -> jax.Array:  # P P^H dA^H (b - A x) = (cP) (cP)^H d^H r / c
         r = b - _mm(a, x)
-        return _mm(p, _hmm(p, _hmv(da, r)))
+        cp = p * scale
+        return _mm(cp, _hmm(cp, _hmv(da * s, r))) * s
 
-    def third() -> jax.Array:  # (I - P A) dA^H P^H x
-        z = _hmv(da, _hmm(p, x))
+    def third() -> jax.Array:  # (I - P A) dA^H P^H x = (I - P A) d^H ((cP)^H x)
+        z = _hmv(da * s, _hmm(p * scale, x))
         return z - _mm(p, _mm(a, z))
 
     # One switch over which terms vanish (rather than a cond per term), so
@@ -242,4 +289,17 @@ def _lstsq_core_jvp(primals: tuple[jax.Array, ...], tangents: tuple[Any, ...]) -
     branches = [base, lambda: base() + third(), lambda: base() + second(), lambda: base() + second() + third()]
     index = (~full_row).astype(jnp.int32) * 2 + (~full_col).astype(jnp.int32)
     dx = lax.switch(index, branches)
-    return (x, rank), (dx, np.zeros(rank.shape, dtype=jax.dtypes.float0))
+    zero_int = np.zeros(rank.shape, dtype=jax.dtypes.float0)
+    return (x, rank, values), (dx, zero_int, jnp.zeros_like(values))
+
+
+@jax.jit
+def _damped_lstsq_impl(a: jax.Array, b: jax.Array, lam: Any) -> jax.Array:
+    """``damped_pinv(a, lam) @ b`` for validated `a`, `b` (a stack of matrices) and `lam`.
+
+    A non-finite right-hand side makes its solution all-NaN, as in :func:`lstsq`.
+    """
+    x = _damped_impl(a, lam)
+    b = b.astype(jnp.result_type(x, b))
+    bad_b = _bad_rhs(b)[..., None, None]
+    return jnp.where(bad_b, jnp.nan, _mm(x, jnp.where(bad_b, jnp.zeros((), b.dtype), b)))

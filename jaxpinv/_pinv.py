@@ -227,15 +227,21 @@ def _check(
     rtol: Any,
     hermitian: Any,
     names: tuple[str, str] = ("a", "rtol"),
+    dtype: Any = None,
 ) -> tuple[jax.Array, bool, Any, Any]:
-    """All trace-time checks shared by the public functions."""
-    arr, _, _ = _validate.matrix_dtypes(fname, names[0], a)
+    """All trace-time checks shared by the public functions.
+
+    ``dtype`` is the dtype whose eps sets the default rtol (that of `a` if None).
+    """
+    arr, _, out_dtype = _validate.matrix_dtypes(fname, names[0], a)
     hermitian = _validate.static_bool(fname, "hermitian", hermitian)
     if hermitian:
         _validate.square(fname, names[0], arr)
-    atol = _tolerance.host(_validate.tolerance(fname, "atol", atol))
-    rtol = _tolerance.host(_validate.tolerance(fname, names[1], rtol))
+    atol = _validate.tolerance(fname, "atol", atol)
+    rtol = _validate.tolerance(fname, names[1], rtol)
     _validate.batch_shape(fname, arr.shape, atol, rtol)
+    m, n = arr.shape[-2:]
+    atol, rtol = _tolerance.host_pair(atol, rtol, m, n, out_dtype if dtype is None else dtype)
     return arr, hermitian, atol, rtol
 
 
@@ -272,9 +278,16 @@ def _rank_impl(a: jax.Array, atol: Any, rtol: Any, hermitian: bool) -> jax.Array
     a, atol, rtol, _ = _prepare(lax.stop_gradient(a), atol, rtol, hermitian)
     if a.size == 0:
         return jnp.zeros(a.shape[:-2], jnp.int32)
-    _, keep, bad, _ = _decompose(a, atol, rtol, hermitian, compute_uv=False)
-    rank = jnp.sum(keep, axis=-1, dtype=jnp.int32)
-    return jnp.where(bad, jnp.int32(-1), rank)
+    # The very decomposition pinv uses, vectors included: LAPACK's values-only
+    # SVD (eigvalsh) rounds differently by a few ULPs, so a singular value tied
+    # with the cutoff could be counted by one and dropped by the other.
+    _, keep, bad, _ = _decompose(a, atol, rtol, hermitian)
+    return _rank(keep, bad)
+
+
+def _rank(keep: jax.Array, bad: jax.Array) -> jax.Array:
+    """How many values are kept, per matrix; -1 for a matrix with no rank (non-finite)."""
+    return jnp.where(bad, jnp.int32(-1), jnp.sum(keep, axis=-1, dtype=jnp.int32))
 
 
 def _hermitian_from_lower(a: jax.Array) -> jax.Array:
@@ -302,16 +315,17 @@ Factors = tuple[jax.Array, jax.Array, "jax.Array | None", "jax.Array | None"]
 
 
 def _decompose(
-    a: jax.Array, atol: jax.Array, rtol: jax.Array, hermitian: bool, compute_uv: bool = True
-) -> tuple[jax.Array, jax.Array, jax.Array, Factors | None]:
+    a: jax.Array, atol: jax.Array, rtol: jax.Array, hermitian: bool
+) -> tuple[jax.Array, jax.Array, jax.Array, Factors]:
     """SVD (or eigh) with the cutoff applied.
 
     Returns ``(values, keep, bad, factors)``: the singular values (signed
     eigenvalues if Hermitian), the mask of kept ones, the per-matrix mask of
     matrices whose result must be NaN, and ``(left, right_h, q_left, q_right)``
     with ``a = [q_left] left diag(values) right_h [q_right^H]`` (the bracketed
-    orthonormal factors of a QR reduction, or ``None``; all ``None`` if not
-    ``compute_uv``).
+    orthonormal factors of a QR reduction, or ``None``). Hermitian input is
+    read as it is (``eigh`` without symmetrising, which would overflow at
+    entries near the dtype's maximum).
 
     Non-finite matrices are replaced by zeros *before* the decomposition:
     LAPACK's SVD can loop forever on a matrix holding Inf.
@@ -322,29 +336,21 @@ def _decompose(
     bad = ~jnp.isfinite(jnp.max(jnp.abs(a), axis=(-2, -1)))
     a = jnp.where(bad[..., None, None], jnp.zeros((), a.dtype), a)
     m, n = a.shape[-2:]
-    factors: Factors | None = None
+    factors: Factors
     if hermitian:
-        if compute_uv:
-            values, u = jnp.linalg.eigh(a, symmetrize_input=False)
-            factors = (u, _h(u), None, None)
-        else:
-            values = jnp.linalg.eigvalsh(a)
+        values, u = jnp.linalg.eigh(a, symmetrize_input=False)
+        factors = (u, _h(u), None, None)
         magnitude = jnp.abs(values)
     else:
         tall, wide = m >= _QR_RATIO * n, n >= _QR_RATIO * m
         # Wide: A^H = Q R, so A = R^H Q^H and the SVD is that of R^H.
         core = _h(a) if wide else a
-        if compute_uv:
-            q = None
-            if tall or wide:
-                q, core = jnp.linalg.qr(core)
-                core = _h(core) if wide else core
-            u, values, vh = jnp.linalg.svd(core, full_matrices=False)
-            factors = (u, vh, q if tall else None, q if wide else None)
-        else:
-            if tall or wide:
-                core = jnp.linalg.qr(core, mode="r")
-            values = jnp.linalg.svd(core, compute_uv=False)
+        q = None
+        if tall or wide:
+            q, core = jnp.linalg.qr(core)
+            core = _h(core) if wide else core
+        u, values, vh = jnp.linalg.svd(core, full_matrices=False)
+        factors = (u, vh, q if tall else None, q if wide else None)
         magnitude = values
     keep, nan_tol = _tolerance.keep(magnitude, _largest(values, hermitian), atol, rtol)
     return values, keep, bad | nan_tol, factors
@@ -358,8 +364,8 @@ def _decompose(
 @partial(jax.custom_jvp, nondiff_argnums=(3,))
 def _pinv_core(
     a: jax.Array, atol: jax.Array, rtol: jax.Array, hermitian: bool
-) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
-    """``(pinv(a), gram, rank, scale)`` of a non-empty batch ``a`` (Hermitian already formed if ``hermitian``).
+) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array, jax.Array]:
+    """``(pinv(a), gram, rank, scale, values)`` of a non-empty batch ``a`` (Hermitian already formed if ``hermitian``).
 
     ``scale`` is ``c``, the largest singular value (``|eigenvalue|``) of each
     matrix, shape ``(..., 1, 1)`` (1 where that is zero or not finite): a
@@ -369,11 +375,12 @@ def _pinv_core(
     formed from the small SVD factor: ``n^3`` flops instead of the
     derivative's ``m n^2``. It is an empty ``(..., 0, 0)`` array for square or
     Hermitian input, whose rule does not need it. The rank (int32, per
-    matrix) lets the derivative skip the Golub–Pereyra terms that vanish at
-    full rank.
+    matrix, -1 for a non-finite matrix) lets the derivative skip the
+    Golub–Pereyra terms that vanish at full rank. ``values`` are the singular
+    values (signed eigenvalues if Hermitian), NaN for a non-finite matrix;
+    like ``rank`` and ``scale`` they are not differentiated.
     """
     values, keep, bad, factors = _decompose(a, atol, rtol, hermitian)
-    assert factors is not None
     left, right_h, q_left, q_right = factors
     # Safe where: divide only by kept values, so nothing is inf or NaN. A bad
     # matrix gets NaN reciprocals, which the product spreads to all of its
@@ -396,10 +403,8 @@ def _pinv_core(
         p = _mm_h(p, q_left)
     if q_right is not None:  # wide, A = R^H Q^H: pinv(A) = Q pinv(R^H)
         p = _mm(q_right, p)
-    # A NaN matrix counts as full rank here: its derivative is NaN anyway, and
-    # it must not send the rest of the batch down the rank-deficient path.
-    rank = jnp.where(bad, min(a.shape[-2:]), jnp.sum(keep, axis=-1, dtype=jnp.int32))
-    return p, gram, rank, scale
+    values = jnp.where(bad[..., None], jnp.nan, values)
+    return p, gram, _rank(keep, bad), scale, values
 
 
 @_pinv_core.defjvp
@@ -410,7 +415,7 @@ def _pinv_core_jvp(
     da = tangents[0]  # the tolerances' tangents are ignored: not differentiable
     # Calling the custom_jvp function itself (not the factors) keeps every
     # derivative of this rule on stable ground: P's own derivative is this rule.
-    out = p, gram, rank, scale = _pinv_core(a, atol, rtol, hermitian)
+    out = p, gram, rank, scale, values = _pinv_core(a, atol, rtol, hermitian)
     dp = _pinv_tangent(a, p, gram, rank, scale, da, hermitian)
     m, n = a.shape[-2:]
     if gram.size == 0:
@@ -421,7 +426,8 @@ def _pinv_core_jvp(
     else:  # c^2 P^H P
         dgram = _hmm(scale * p, scale * dp)
         dgram = dgram + _h(dgram)
-    return out, (dp, dgram, np.zeros(rank.shape, dtype=jax.dtypes.float0), jnp.zeros_like(scale))
+    zero_int = np.zeros(rank.shape, dtype=jax.dtypes.float0)
+    return out, (dp, dgram, zero_int, jnp.zeros_like(scale), jnp.zeros_like(values))
 
 
 def _largest(values: jax.Array, hermitian: bool) -> jax.Array:
@@ -472,8 +478,10 @@ def _pinv_tangent(
     if not hermitian and m < n:
         return _h(_pinv_tangent(_h(a), _h(p), gram, rank, scale, _h(da), False))
     # P A = I (and A P = I when square), for the whole batch; unbatched under
-    # vmap, so the cond stays a cond (see _batching).
-    full_col = all_true(rank == n)
+    # vmap, so the cond stays a cond (see _batching). A non-finite matrix
+    # (rank -1) counts as full rank: its derivative is NaN anyway, and it must
+    # not send the rest of the batch down the rank-deficient path.
+    full_col = all_true((rank == n) | (rank < 0))
 
     if m == n:  # square or Hermitian
 

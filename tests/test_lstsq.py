@@ -188,3 +188,138 @@ def test_jacobians_match_finite_differences(shape, dtype):
         cols = jax.vmap(lambda t: jax.jvp(f, (jnp.asarray(a),), (t,))[1])(basis)
         got = np.moveaxis(np.asarray(cols).reshape(shape + (shape[1],)), -1, 0)
         np.testing.assert_allclose(got, ref, rtol=1e-6, atol=1e-7 * np.abs(ref).max())
+
+
+# --------------------------------------------------------------------------- #
+# Batch rules (torch.linalg.solve's), lstsq_full's rank and singular values,
+# non-finite right-hand sides: the same under every transformation.
+# --------------------------------------------------------------------------- #
+
+
+def _numpy_lstsq(a, b):
+    """NumPy's minimum-norm solution per matrix of broadcast stacks ``a (*, m, n)``, ``b (*, m, k)``."""
+    batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    a = np.broadcast_to(a, batch + a.shape[-2:]).reshape(-1, *a.shape[-2:])
+    b = np.broadcast_to(b, batch + b.shape[-2:]).reshape(-1, *b.shape[-2:])
+    x = np.stack([np.linalg.lstsq(m, v, rcond=None)[0] for m, v in zip(a, b)])
+    return x.reshape(batch + x.shape[-2:])
+
+
+@pytest.mark.parametrize(
+    "a_shape,b_shape,out_shape",
+    [
+        ((2, 6, 4), (6,), (2, 4)),  # 1-D b: a vector for every matrix
+        ((3, 1, 6, 4), (5, 6, 2), (3, 5, 4, 2)),  # batch dims broadcast to (3, 5)
+        ((4, 4, 4), (4, 4), (4, 4)),  # b.shape == a.shape[:-1]: a batch of vectors
+        ((3, 6, 4), (1, 6), None),  # neither: a (1, 6) matrix, whose rows do not match
+        ((2, 5, 3), (3, 1, 5, 1), (3, 2, 3, 1)),
+    ],
+)
+@pytest.mark.parametrize("damping", [None, 0.5])
+def test_batch_broadcasting_follows_torch_solve(a_shape, b_shape, out_shape, damping):
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal(a_shape)
+    b = rng.standard_normal(b_shape)
+    if out_shape is None:
+        with pytest.raises(ValueError, match=r"lstsq: argument 'b'.*\(1, 6\)"):
+            jaxpinv.lstsq(a, b, damping=damping)
+        return
+    x = np.asarray(jaxpinv.lstsq(a, b, damping=damping))
+    assert x.shape == out_shape
+    vector = b.ndim == 1 or b.shape == a.shape[:-1]
+    if damping is None:
+        ref = _numpy_lstsq(a, b[..., None] if vector else b)
+    else:  # ridge: stack [a; damping I] and [b; 0] (an independent formulation)
+        n = a.shape[-1]
+        bb = b[..., None] if vector else b
+        batch = np.broadcast_shapes(a.shape[:-2], bb.shape[:-2])
+        aa = np.broadcast_to(a, batch + a.shape[-2:])
+        bb = np.broadcast_to(bb, batch + bb.shape[-2:])
+        stacked_a = np.concatenate([aa, np.broadcast_to(damping * np.eye(n), batch + (n, n))], -2)
+        stacked_b = np.concatenate([bb, np.zeros(batch + (n, bb.shape[-1]))], -2)
+        ref = _numpy_lstsq(stacked_a, stacked_b)
+    ref = ref[..., 0] if vector else ref
+    np.testing.assert_allclose(x, ref, rtol=1e-10, atol=1e-12)
+    torch = pytest.importorskip("torch")
+    if damping is None and a_shape[-1] == a_shape[-2]:  # torch.linalg.solve agrees on the shape
+        assert tuple(torch.linalg.solve(torch.as_tensor(a), torch.as_tensor(b)).shape) == out_shape
+
+
+@pytest.mark.parametrize("damping", [None, 0.1])
+def test_batch_mismatch_errors_name_lstsq(damping):
+    with pytest.raises(ValueError) as info:
+        jaxpinv.lstsq(np.ones((3, 6, 4)), np.ones((2, 6, 2)), damping=damping)
+    msg = str(info.value)
+    assert msg.startswith("lstsq:") and "(3, 6, 4)" in msg and "(2, 6, 2)" in msg and "broadcast" in msg
+    with pytest.raises(ValueError) as info:
+        jaxpinv.lstsq(np.ones((3, 6, 4)), np.ones(6), **({"atol": np.ones(2)} if damping is None else
+                                                        {"damping": np.ones(2)}))
+    msg = str(info.value)
+    assert msg.startswith("lstsq:") and ("'atol'" in msg or "atol" in msg if damping is None else "damping" in msg)
+
+
+def test_lstsq_full_rank_and_singular_values_describe_a_under_every_transform():
+    # rank and singular values are a's (NumPy's meaning): b never enters them.
+    # A non-finite a has rank -1 and NaN singular values.
+    cases = [
+        (np.eye(3), np.zeros((3, 0)), 3, [1.0, 1.0, 1.0]),  # no right-hand side at all
+        (np.diag([1.0, 0.0, 0.0]), np.array([1.0, np.nan, 0.0]), 1, [1.0, 0.0, 0.0]),  # NaN in b
+        (np.diag([1.0, np.nan, 0.0]), np.array([1.0, 0.0, 0.0]), -1, [np.nan] * 3),  # NaN in a
+        (np.diag([2.0, 1.0, 0.0]), np.array([1.0, 1.0, 1.0]), 2, [2.0, 1.0, 0.0]),
+    ]
+    for a, b, rank, s in cases:
+        k = b.shape[-1] if b.ndim == 2 else 1
+        db = np.ones_like(b)
+        transforms = {
+            "plain": lambda a, b: jaxpinv.lstsq_full(a, b),
+            "jit": jax.jit(jaxpinv.lstsq_full),
+            "jvp": lambda a, b: jax.jvp(lambda b: jaxpinv.lstsq_full(a, b), (b,), (db,))[0],
+            "vjp": lambda a, b: jax.vjp(lambda b: jaxpinv.lstsq_full(a, b), b)[0],
+            "vmap": lambda a, b: jax.tree_util.tree_map(lambda x: x[0], jax.vmap(jaxpinv.lstsq_full)(a[None], b[None])),
+        }
+        for name, f in transforms.items():
+            x, res, r, sv = f(jnp.asarray(a), jnp.asarray(b))
+            assert int(r) == rank, (name, a, b)
+            np.testing.assert_allclose(sv, s, err_msg=name)
+            if not np.isfinite(a).all() or not np.isfinite(b).all():
+                assert np.isnan(x).all() and np.isnan(res).all(), name
+            elif k:
+                np.testing.assert_allclose(x, np.linalg.lstsq(a, b, rcond=None)[0], err_msg=name)
+
+
+def test_lstsq_full_batched_and_non_finite_isolated():
+    rng = np.random.default_rng(5)
+    a = np.stack([random_matrix(rng, (6, 4), np.float64, rank=r, cond=10.0) for r in (4, 2, 3)])
+    b = rng.standard_normal((3, 6, 2))
+    a[2, 0, 0] = np.inf
+    x, res, rank, s = jaxpinv.lstsq_full(a, b)
+    np.testing.assert_array_equal(rank, [4, 2, -1])
+    for i in range(2):
+        xr, _, rr, sr = np.linalg.lstsq(a[i], b[i], rcond=np.sqrt(eps(np.float64)))
+        np.testing.assert_allclose(x[i], xr, rtol=1e-9, atol=1e-11)
+        np.testing.assert_allclose(res[i], np.sum((b[i] - a[i] @ xr) ** 2, 0), rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(s[i], sr, rtol=1e-12, atol=1e-14)
+        assert rr == rank[i]
+    assert np.isnan(x[2]).all() and np.isnan(res[2]).all() and np.isnan(s[2]).all()
+
+
+@pytest.mark.parametrize("damping", [None, 0.1])
+def test_non_finite_b_is_all_nan_under_every_transform(damping):
+    a = jnp.eye(2)
+    b = jnp.asarray([np.inf, 0.0])
+
+    def f(b):
+        return jaxpinv.lstsq(a, b, damping=damping)
+
+    outs = {
+        "plain": f(b),
+        "jit": jax.jit(f)(b),
+        "jvp": jax.jvp(f, (b,), (jnp.ones(2),))[0],
+        "value_and_grad": jax.value_and_grad(lambda b: f(b)[0])(b)[0][None].repeat(2),
+        "vmap": jax.vmap(f)(b[None])[0],
+    }
+    for name, x in outs.items():
+        assert np.isnan(np.asarray(x)).all(), (name, x)
+    # the other matrices of a batch are unaffected
+    x = jaxpinv.lstsq(jnp.stack([a, 2 * a]), jnp.stack([b, jnp.ones(2)]), damping=damping)
+    assert np.isnan(x[0]).all() and np.isfinite(x[1]).all()

@@ -7,6 +7,7 @@ error of an SVD-based pinv is ``O(kappa * eps)`` relative to ``|P|``; the
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -210,3 +211,74 @@ def test_qr_reduced_path_as_accurate_as_a_direct_svd(shape, dtype, rank):
         ours.append(rel_err(jaxpinv.pinv(a, rtol=1e-5), ref))
         theirs.append(rel_err(jnp.linalg.pinv(a, rtol=1e-5), ref))
     assert max(ours) < 2 * max(theirs), (max(ours), max(theirs))
+
+
+# --------------------------------------------------------------------------- #
+# Edge tolerances, huge Hermitian entries, ties between a singular value and
+# the cutoff.
+# --------------------------------------------------------------------------- #
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_infinite_tolerance_keeps_nothing(dtype):
+    # cutoff = max(atol, rtol * s_max) = inf > every singular value, and on the
+    # zero matrix inf * 0 must not make it NaN: torch returns zeros and rank 0.
+    for a in (np.zeros((2, 2)), np.eye(2), np.ones((3, 2))):
+        a = a.astype(dtype)
+        for kw in ({"rtol": np.inf}, {"atol": np.inf}, {"atol": 1.0, "rtol": np.inf}):
+            p = np.asarray(jaxpinv.pinv(a, **kw))
+            np.testing.assert_array_equal(p, np.zeros(a.shape[::-1]), err_msg=str(kw))
+            assert int(jaxpinv.matrix_rank(a, **kw)) == 0
+            assert int(jaxpinv.lstsq_full(a, np.ones(a.shape[0]), **kw).rank) == 0
+        p = jax.jit(lambda a, t: jaxpinv.pinv(a, rtol=t))(a, np.inf)  # traced
+        np.testing.assert_array_equal(p, np.zeros(a.shape[::-1]))
+    torch = pytest.importorskip("torch")
+    np.testing.assert_array_equal(torch.linalg.pinv(torch.zeros(2, 2), rtol=float("inf")).numpy(), np.zeros((2, 2)))
+
+
+def test_tiny_atol_switches_default_rtol_off_without_x64():
+    # atol = 1e-300 rounds to 0 in float32, but the rule "rtol = 0 where atol >
+    # 0" is decided on the value written: s = 1e-10 is kept (torch: diag(1, 1e10)).
+    from conftest import x64
+
+    with x64(False):
+        a = np.diag([1.0, 1e-10]).astype(np.float32)
+        np.testing.assert_allclose(jaxpinv.pinv(a, atol=1e-300), np.diag([1.0, 1e10]), rtol=1e-6)
+        assert int(jaxpinv.matrix_rank(a, atol=1e-300)) == 2
+        assert int(jaxpinv.lstsq_full(a, np.ones(2, np.float32), atol=1e-300).rank) == 2
+        np.testing.assert_allclose(jaxpinv.pinv(a, atol=np.array([1e-300, 0.0])),
+                                   np.stack([np.diag([1.0, 1e10]), np.diag([1.0, 0.0])]), rtol=1e-6)
+        # atol exactly 0 keeps the default rtol (2 * eps): 1e-10 is dropped
+        np.testing.assert_array_equal(jaxpinv.pinv(a, atol=0.0), np.diag([1.0, 0.0]))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_hermitian_rank_at_entries_near_the_largest_float(dtype):
+    big = np.finfo(dtype).max
+    a = np.diag([big / 1.7, big / 6.8]).astype(dtype)  # 2e38, 5e37 in float32
+    a[1, 0] = big / 10  # only the lower triangle is read: a + a^H would overflow
+    assert int(jaxpinv.matrix_rank(a, hermitian=True)) == 2
+    assert int(jaxpinv.matrix_rank(a)) == 2
+    assert np.isfinite(np.asarray(jaxpinv.pinv(a, hermitian=True))).all()
+
+
+@pytest.mark.parametrize("hermitian", [False, True])
+def test_matrix_rank_counts_exactly_what_pinv_keeps_at_ties(hermitian):
+    # atol set to a singular value as another routine computes it: whether
+    # that value is kept is decided by ULPs, and matrix_rank, pinv and
+    # lstsq_full must decide it the same way (the same decomposition).
+    for seed in range(12):
+        rng = np.random.default_rng(seed)
+        a = rng.standard_normal((6, 6 if hermitian else 4))
+        if hermitian:
+            a = a + a.T
+        s = np.abs(np.linalg.eigvalsh(a)) if hermitian else np.linalg.svd(a, compute_uv=False)
+        for atol in (np.sort(s)[len(s) // 2], float(np.sort(np.asarray(jnp.abs(jnp.linalg.eigvalsh(a)) if hermitian
+                                                                        else jnp.linalg.svd(a, compute_uv=False)))[1])):
+            rank = int(jaxpinv.matrix_rank(a, atol=atol, hermitian=hermitian))
+            p = np.asarray(jaxpinv.pinv(a, atol=atol, hermitian=hermitian))
+            # kept values of p are 1/s >= 1/s_max; dropped ones are exact zeros
+            sp = np.linalg.svd(p, compute_uv=False)
+            assert rank == int((sp > 1e-6 * sp.max()).sum()), (seed, atol)
+            if not hermitian:
+                assert int(jaxpinv.lstsq_full(a, np.ones(6), atol=atol).rank) == rank
