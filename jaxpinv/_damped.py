@@ -72,11 +72,17 @@ def damped_pinv(a: ArrayLike, damping: Any) -> jax.Array:
     """
     fname = "damped_pinv"
     arr, _, _, _ = _check(fname, a, None, None, False)
+    lam = _check_damping(fname, arr, damping)
+    _validate.batch_shape(fname, arr.shape, lam, None, ("damping", ""))
+    return _damped_impl(arr, lam)
+
+
+def _check_damping(fname: str, a: jax.Array, damping: Any) -> Any:
+    """Validate the damping (as a tolerance: real, >= 0 where known); ``None`` is an error."""
     lam = _validate.tolerance(fname, "damping", damping)
     if lam is None:
         raise TypeError(f"{fname}: argument 'damping' is required (a number >= 0); got None.")
-    _validate.batch_shape(fname, arr.shape, lam, None)
-    return _damped_impl(arr, lam)
+    return lam
 
 
 @jax.jit
@@ -98,84 +104,97 @@ def _damped_impl(a: jax.Array, lam: Any) -> jax.Array:
 
 
 def _factors(
-    a: jax.Array, lam: jax.Array, atol: jax.Array, rtol: jax.Array, with_minv: bool
-) -> tuple[jax.Array, jax.Array | None]:
-    """``X`` (and ``M^-1`` if asked) for a tall or square ``a`` (m >= n)."""
+    a: jax.Array, lam: jax.Array, atol: jax.Array, rtol: jax.Array
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """``(X, c^2 M^-1, c)`` for a tall or square ``a`` (m >= n).
+
+    ``c = max(sigma_max, lam)`` per matrix, shape ``(..., 1, 1)`` (1 where that
+    is 0 or not finite), is the unit the rule computes in: ``M^-1 ~ 1/c^2``
+    would over- or underflow where ``X ~ 1/c`` does not (float32 at
+    ``c = 2^-100``), so ``M^-1`` is returned as ``c^2 M^-1``. ``c`` is a
+    constant for the derivatives (every formula is homogeneous in it).
+    """
     values, keep, bad, factors = _decompose(a, atol, rtol, False)
-    assert factors is not None
     left, right_h, q_left, _ = factors
     bad = bad | jnp.isnan(lam)
-    lam2 = (lam**2)[..., None]
+    c = jnp.maximum(values[..., 0], lam)
+    c = jnp.where((c > 0) & jnp.isfinite(c), c, 1)
+    sh = values / c[..., None]  # singular values and damping in units of c, <= 1
+    lam2 = ((lam / c) ** 2)[..., None]
     damped = lam2 > 0
-    safe = jnp.where(damped, values**2 + lam2, 1)
-    inv = jnp.where(keep, 1 / jnp.where(keep, values, 1), 0)
-    gain = jnp.where(damped, values / safe, inv)  # s / (s^2 + lam^2), or pinv's 1/s
+    safe = jnp.where(damped, sh**2 + lam2, 1)
+    inv = jnp.where(keep, 1 / jnp.where(keep, sh, 1), 0)  # c / s: pinv's 1/s in units of c
+    gain = jnp.where(damped, sh / safe, inv) / c[..., None]  # s / (s^2 + lam^2), or 1/s
     gain = jnp.where(bad[..., None], jnp.nan, gain).astype(a.dtype)
     x = _mm(_h(right_h) * gain[..., None, :], _h(left))
     if q_left is not None:
         x = _mm_h(x, q_left)
-    if not with_minv:
-        return x, None
-    w = jnp.where(damped, 1 / safe, inv**2)  # 1 / (s^2 + lam^2), or (A^H A)^+
+    w = jnp.where(damped, 1 / safe, inv**2)  # c^2 / (s^2 + lam^2), or c^2 (A^H A)^+
     w = jnp.where(bad[..., None], jnp.nan, w).astype(a.dtype)
-    return x, _mm(_h(right_h) * w[..., None, :], right_h)
+    return x, _mm(_h(right_h) * w[..., None, :], right_h), c.astype(a.dtype)[..., None, None]
 
 
 @jax.custom_jvp
 def _damped(a: jax.Array, lam: jax.Array, atol: jax.Array, rtol: jax.Array) -> jax.Array:
-    return _factors(a, lam, atol, rtol, with_minv=False)[0]
+    return _factors(a, lam, atol, rtol)[0]
 
 
 @jax.custom_jvp
 def _damped_with_minv(
     a: jax.Array, lam: jax.Array, atol: jax.Array, rtol: jax.Array
-) -> tuple[jax.Array, jax.Array]:
-    x, minv = _factors(a, lam, atol, rtol, with_minv=True)
-    assert minv is not None
-    return x, minv
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    return _factors(a, lam, atol, rtol)
 
 
 def _tangents(
-    a: jax.Array, lam: jax.Array, x: jax.Array, minv: jax.Array, da: jax.Array, dlam: jax.Array
+    a: jax.Array, lam: jax.Array, x: jax.Array, minv: jax.Array, c: jax.Array, da: jax.Array, dlam: jax.Array
 ) -> tuple[jax.Array, jax.Array]:
-    """``(dX, dM^-1)`` from the primal ``X``, ``M^-1`` (see the module docstring)."""
+    """``(dX, d(c^2 M^-1))`` from the primal ``X``, ``c^2 M^-1`` (see the module docstring).
+
+    In units of ``c``: ``d = dA / c``, ``a_ = A / c``, ``xs = c X``, ``l = lam / c``,
+    ``dl = dlam / c`` and ``dM_ = dM / c^2 = d^H a_ + a_^H d + 2 l dl I``; then
+    ``dX = minv (d^H - dM_ xs) / c`` and ``d(c^2 M^-1) = -minv dM_ minv``, every
+    intermediate of the size of its result.
+    """
     n = a.shape[-1]
     eye = jnp.eye(n, dtype=a.dtype)
-    two_lam_dlam = (2 * lam * dlam).astype(a.dtype)[..., None, None]
-    dm_x = _hmm(da, _mm(a, x)) + _hmm(a, _mm(da, x)) + two_lam_dlam * x  # dM X
-    dx = _mm(minv, _h(da) - dm_x)
-    dm = _hmm(da, a) + _hmm(a, da) + two_lam_dlam * eye
+    s = 1 / c
+    d, a_, xs = da * s, a * s, x * c
+    s_b = s[..., 0, 0]
+    two_l_dl = (2 * (lam * s_b) * (dlam * s_b)).astype(a.dtype)[..., None, None]  # 2 l dl
+    dm_x = _hmm(d, _mm(a, x)) + _hmm(a_, _mm(d, xs)) + two_l_dl * xs  # dM_ xs (a_ xs = A X)
+    dx = _mm(minv, _h(d) - dm_x) * s
+    dm = _hmm(d, a_) + _hmm(a_, d) + two_l_dl * eye
     dminv = -_mm(_mm(minv, dm), minv)
 
     # lam = 0 (pinv): X = A^+ and M^-1 = (A^H A)^+, whose Golub-Pereyra
     # derivatives have terms with the projector I - X A onto the null space of
     # A; they vanish at full column rank, and for lam > 0 they do not belong
-    # (M is invertible). A cond skips them unless some lam is 0.
+    # (M is invertible). A cond skips them unless some lam is 0 (a batch-level
+    # predicate, unbatched under vmap: see _batching).
     def at_zero() -> tuple[jax.Array, jax.Array]:
         zero = (lam == 0)[..., None, None]
         null = eye - _mm(x, a)  # I - X A, Hermitian
-        extra_x = _mm(_mm_h(_mm(null, _h(da)), x), x)  # (I - X A) dA^H X^H X
-        t = _mm(_mm(minv, minv), _mm(dm, null))  # M^+^2 dM (I - M M^+)
+        extra_x = _mm(_mm_h(_mm(null, _h(d)), xs), xs) * s  # (I - X A) dA^H X^H X
+        t = _mm(_mm(minv, minv), _mm(dm, null))  # c^2 M^+^2 dM (I - M M^+)
         return jnp.where(zero, extra_x, 0), jnp.where(zero, t + _h(t), 0)
 
     def none() -> tuple[jax.Array, jax.Array]:
         return jnp.zeros_like(dx), jnp.zeros_like(dminv)
 
     extra_x, extra_minv = lax.cond(any_true(lam == 0), at_zero, none)
-    dx, dminv = dx + extra_x, dminv + extra_minv
-    return dx, dminv
+    return dx + extra_x, dminv + extra_minv
 
 
 @_damped.defjvp
 def _damped_jvp(primals: tuple[jax.Array, ...], tangents: tuple[Any, ...]) -> tuple[Any, Any]:
     a, lam, atol, rtol = primals
-    x, minv = _damped_with_minv(a, lam, atol, rtol)
-    return x, _tangents(a, lam, x, minv, tangents[0], tangents[1])[0]
+    x, minv, c = _damped_with_minv(a, lam, atol, rtol)
+    return x, _tangents(a, lam, x, minv, c, tangents[0], tangents[1])[0]
 
 
 @_damped_with_minv.defjvp
 def _damped_with_minv_jvp(primals: tuple[jax.Array, ...], tangents: tuple[Any, ...]) -> tuple[Any, Any]:
     a, lam, atol, rtol = primals
-    x, minv = _damped_with_minv(a, lam, atol, rtol)
-    return (x, minv), _tangents(a, lam, x, minv, tangents[0], tangents[1])
-
+    x, minv, c = out = _damped_with_minv(a, lam, atol, rtol)
+    return out, _tangents(a, lam, x, minv, c, tangents[0], tangents[1]) + (jnp.zeros_like(c),)

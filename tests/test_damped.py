@@ -145,3 +145,17 @@ def test_zero_damping_second_derivative_on_rank_preserving_paths(shape, rank):
     b = jnp.asarray(random_matrix(rng, (m, rank), np.float64, cond=3.0))
     c = jnp.asarray(random_matrix(rng, (rank, n), np.float64, cond=3.0))
     check(lambda b, c: jaxpinv.damped_pinv(b @ c, 0.0), (b, c), 2, 1e-5)
+
+
+def test_list_damping_is_an_array_damping():
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((2, 5, 3))
+    b = rng.standard_normal((2, 5))
+    np.testing.assert_allclose(
+        jaxpinv.damped_pinv(a, [0.1, 0.2]), jaxpinv.damped_pinv(a, np.array([0.1, 0.2])), rtol=1e-14
+    )
+    np.testing.assert_allclose(jaxpinv.damped_pinv(a, [0.1, 0.2])[1], reference(a[1], 0.2), rtol=1e-12)
+    x = jaxpinv.lstsq(a, b, damping=(0.1, 0.2))
+    np.testing.assert_allclose(x[1], reference(a[1], 0.2) @ b[1], rtol=1e-12)
+    with pytest.raises(ValueError, match="damped_pinv.*damping.*broadcast"):
+        jaxpinv.damped_pinv(a, [0.1, 0.2, 0.3])

@@ -75,3 +75,78 @@ def test_derivative_scale_invariance(dtype, hermitian, cols):
             np.testing.assert_allclose(
                 np.ldexp(gc, 2 * k), g1, rtol=tol, atol=tol * np.abs(g1).max(), err_msg=str(c)
             )
+
+
+def _scaled(c, dtype, *xs):
+    return tuple(np.asarray(x * dtype(c), dtype) for x in xs)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape,rank", [((5, 3), 3), ((3, 5), 3), ((4, 6), 2), ((6, 4), 2)])
+def test_lstsq_derivative_scale_invariance(dtype, shape, rank):
+    # x(cA, b) = x(A, b) / c, so the jvp along (c dA, db) is the unit-scale jvp
+    # along (dA, db) divided by c. dA keeps the rank (d(X Y^T) = dX Y^T). The
+    # rule's terms P^H x ~ 1/c^2 must not under- or overflow.
+    rng = np.random.default_rng(2)
+    x = random_matrix(rng, (shape[0], rank), np.float64, cond=3.0)
+    a = x @ random_matrix(rng, (shape[1], rank), np.float64, cond=3.0).T
+    da = rng.standard_normal(x.shape) @ np.linalg.pinv(x) @ a
+    b, db = rng.standard_normal(shape[0]), rng.standard_normal(shape[0])
+    a, da, b, db = (v.astype(dtype) for v in (a, da, b, db))
+
+    def f(m, v):
+        return jaxpinv.lstsq(m, v)
+
+    x1, t1 = (np.asarray(v, np.float64) for v in jax.jvp(f, (a, b), (da, db)))
+    tol = 200 * eps(dtype) * 100  # cond^2 of the derivative, cond <= 10
+    for c in SCALES[dtype]:
+        ac, dac = _scaled(c, dtype, a, da)
+        xc, tc = (np.asarray(v, np.float64) for v in jax.jvp(f, (ac, b), (dac, db)))
+        assert np.all(np.isfinite(tc)), c
+        np.testing.assert_allclose(xc * c, x1, rtol=tol, atol=tol * np.abs(x1).max(), err_msg=str(c))
+        np.testing.assert_allclose(tc * c, t1, rtol=tol, atol=tol * np.abs(t1).max(), err_msg=str(c))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape,rank,lam", [((5, 3), 3, 0.3), ((3, 5), 2, 0.3), ((5, 3), 2, 0.0), ((4, 4), 4, 0.0)])
+def test_damped_pinv_scale_invariance(dtype, shape, rank, lam):
+    # damped_pinv(cA, c lam) = damped_pinv(A, lam) / c, forward and jvp along
+    # (c dA, c dlam); at lam = 0 it is pinv (rank-preserving dA there).
+    rng = np.random.default_rng(3)
+    x = random_matrix(rng, (shape[0], rank), np.float64, cond=3.0)
+    a = x @ random_matrix(rng, (shape[1], rank), np.float64, cond=3.0).T
+    da = rng.standard_normal(x.shape) @ np.linalg.pinv(x) @ a
+    a, da = a.astype(dtype), da.astype(dtype)
+    dlam = dtype(0.7) if lam else dtype(0.0)
+
+    def f(m, lam):
+        return jaxpinv.damped_pinv(m, lam)
+
+    p1, t1 = (np.asarray(v, np.float64) for v in jax.jvp(f, (a, dtype(lam)), (da, dlam)))
+    tol = 200 * eps(dtype) * 100
+    for c in SCALES[dtype]:
+        ac, dac = _scaled(c, dtype, a, da)
+        lc, dlc = dtype(lam * c), dtype(dlam * c)
+        pc, tc = (np.asarray(v, np.float64) for v in jax.jvp(f, (ac, lc), (dac, dlc)))
+        assert np.all(np.isfinite(pc)) and np.all(np.isfinite(tc)), c
+        np.testing.assert_allclose(pc * c, p1, rtol=tol, atol=tol * np.abs(p1).max(), err_msg=str(c))
+        np.testing.assert_allclose(tc * c, t1, rtol=tol, atol=tol * np.abs(t1).max(), err_msg=str(c))
+
+
+def test_damped_pinv_hessian_at_small_scale_float32():
+    # The Hessian of sum(damped_pinv(A, 0) * C) is homogeneous of degree -3:
+    # at c A it is H(A) / c^3, representable here (c = 2^-33, about 1e-10),
+    # though (A^H A)^+ ~ 1/c^2 ~ 7e19 and its square overflowed float32.
+    rng = np.random.default_rng(4)
+    a = random_matrix(rng, (4, 3), np.float64, cond=3.0).astype(np.float32)
+    cm = jnp.asarray(rng.standard_normal((3, 4)).astype(np.float32))
+
+    def h(m):
+        return np.asarray(jax.hessian(lambda m: jnp.sum(jaxpinv.damped_pinv(m, 0.0) * cm))(m), np.float64)
+
+    h1 = h(a)
+    c = 2.0**-33
+    hc = h(a * np.float32(c))
+    assert np.all(np.isfinite(hc))
+    tol = 1000 * eps(np.float32) * 30  # cond^3 of the second derivative, cond 3
+    np.testing.assert_allclose(hc * c**3, h1, rtol=tol, atol=tol * np.abs(h1).max())
