@@ -11,7 +11,9 @@ Every timing is taken in this one process, after compilation, with
 ``jax.block_until_ready``; the functions of a case are timed in interleaved
 rounds (one call of each per round, so machine noise hits all of them alike)
 and the median is reported. Modes: the forward pass; ``value_and_grad`` of the
-scalar loss ``Re sum(pinv(A) * C)``; ``jax.jvp``. The floor is
+scalar loss ``Re sum(pinv(A) * C)``; ``jax.jvp``; and for batches, the
+per-matrix function under ``jax.vmap`` against the batched call (forward,
+``grad(vmap)``, ``vmap(grad)``, ``jvp``). The floor is
 ``jnp.linalg.svd(full_matrices=False)`` (``jnp.linalg.eigh`` for Hermitian
 cases): an SVD-based pinv cannot beat it. Compile time of each jitted JAX
 function is reported separately, as are each forward's max relative error
@@ -242,6 +244,40 @@ def run_case(case: Case, args: argparse.Namespace, rng: np.random.Generator) -> 
     t = jnp.asarray(rng.standard_normal(case.shape).astype(case.dtype))
     jfns = {k: (lambda f=f: jax.block_until_ready(f(a, t))) for k, f in jvp.items()}
     out["jvp"] = median_times(jfns, args.budget, args.min_rounds, args.max_rounds)
+    if len(case.shape) > 2:
+        out["vmap"] = vmap_mode(ours, a, c, t, args)
+    return out
+
+
+def vmap_mode(f: Callable[[jax.Array], jax.Array], a: jax.Array, c: jax.Array, t: jax.Array,
+              args: argparse.Namespace) -> dict[str, float]:
+    """The per-matrix function under ``jax.vmap`` against the natively batched call.
+
+    Research code writes the per-example function and maps it; the rules'
+    rank decisions must then stay batch-level ``cond``s (not ``select``s that
+    run every branch). Each mode is timed side by side with its batched twin:
+    forward, ``value_and_grad`` as ``grad(vmap)`` and as ``vmap(grad)``, and
+    ``jvp``. Returns ``{mode: mapped / batched}`` time ratios and the times.
+    """
+
+    def loss(x: jax.Array, cm: jax.Array) -> jax.Array:
+        return jnp.sum(jnp.real(f(x) * cm))
+
+    pairs = {
+        "fwd": (jax.jit(f), jax.jit(jax.vmap(f)), (a,)),
+        "grad(vmap)": (jax.jit(jax.value_and_grad(loss)),
+                       jax.jit(jax.value_and_grad(lambda x, cm: jnp.sum(jax.vmap(loss)(x, cm)))), (a, c)),
+        "vmap(grad)": (jax.jit(jax.value_and_grad(loss)), jax.jit(jax.vmap(jax.value_and_grad(loss))), (a, c)),
+        "jvp": (jax.jit(lambda x, dx: jax.jvp(f, (x,), (dx,))),
+                jax.jit(jax.vmap(lambda x, dx: jax.jvp(f, (x,), (dx,)))), (a, t)),
+    }
+    out: dict[str, float] = {}
+    for mode, (batched, mapped, xs) in pairs.items():
+        times = median_times({"batched": lambda: jax.block_until_ready(batched(*xs)),
+                              "vmap": lambda: jax.block_until_ready(mapped(*xs))},
+                             args.budget, args.min_rounds, args.max_rounds)
+        out[mode] = times["vmap"] / times["batched"]
+        out[mode + " ms"] = times["batched"]
     return out
 
 
@@ -315,6 +351,20 @@ def tables(results: list[dict[str, Any]]) -> str:
             f"| {name(r)} | {fmt(j['jaxpinv'])} | {fmt(j['jnp'])} | {fmt(cm['pinv jaxpinv'], 0)} / {fmt(cm['pinv jnp'], 0)} | "
             f"{fmt(cm['grad jaxpinv'], 0)} / {fmt(cm['grad jnp'], 0)} | {rb['jaxpinv'] / 1e6:.2f} MB / {rb['jnp'] / 1e6:.2f} MB |"
         )
+    mapped = [r for r in results if "vmap" in r]
+    if mapped:
+        modes = ["fwd", "grad(vmap)", "vmap(grad)", "jvp"]
+        lines += [
+            "",
+            "**vmap** (jaxpinv's per-matrix function under `jax.vmap` / the natively batched call, time ratios; "
+            "the batched call's median ms in brackets)",
+            "",
+            "| case | " + " | ".join(modes) + " |",
+            "|---|" + "---|" * len(modes),
+        ]
+        for r in mapped:
+            v = r["vmap"]
+            lines.append(f"| {name(r)} | " + " | ".join(f"{fmt(v[m])} ({fmt(v[m + ' ms'])})" for m in modes) + " |")
     libs = ["jaxpinv", "jnp", "numpy", "scipy"] + (["torch"] if torch is not None else [])
     lines += [
         "",

@@ -34,6 +34,9 @@ def test_bench_quick_runs(tmp_path):
     accuracy = rows[-1].split("|")[2:-1]
     assert all(float(cell) < 1e-3 for cell in accuracy), rows[-1]
     assert not re.search(r"\bnan\b", text)
+    assert "**vmap**" in text
+    vmap_rows = [line for line in text.splitlines() if line.startswith("| 16x16 complex64")]
+    assert len(vmap_rows) == 5  # the batched case also has a vmap row
 
 
 @pytest.mark.timeout(300)
