@@ -66,6 +66,17 @@ import scipy.linalg  # noqa: E402
 
 import jaxpinv  # noqa: E402
 
+_SCIPY_BATCHES = tuple(int(v) for v in scipy.__version__.split(".")[:2]) >= (1, 16)
+
+
+def _scipy_batched(fn: Any, x: np.ndarray) -> np.ndarray:
+    """``fn`` over a batch of matrices: SciPy >= 1.16 batches itself (a Python
+    loop over the matrices); older SciPy takes one matrix, so loop here."""
+    if _SCIPY_BATCHES or x.ndim == 2:
+        return fn(x)
+    out = [fn(m) for m in x.reshape((-1,) + x.shape[-2:])]
+    return np.stack(out).reshape(x.shape[:-2] + out[0].shape)
+
 try:  # torch is an optional peer
     import torch
 
@@ -221,7 +232,8 @@ def run_case(case: Case, args: argparse.Namespace, rng: np.random.Generator) -> 
 
     fwd: dict[str, Callable[[], Any]] = {k: (lambda f=f: jax.block_until_ready(f(a))) for k, f in jit.items()}
     fwd["numpy"] = lambda: np.linalg.pinv(a_np, hermitian=herm)
-    fwd["scipy"] = (lambda: scipy.linalg.pinvh(a_np)) if herm else (lambda: scipy.linalg.pinv(a_np))
+    scipy_pinv = scipy.linalg.pinvh if herm else scipy.linalg.pinv
+    fwd["scipy"] = lambda: _scipy_batched(scipy_pinv, a_np)
     if torch is not None:
         ta = torch.from_numpy(a_np)
         fwd["torch"] = lambda: torch.linalg.pinv(ta, hermitian=herm)

@@ -11,6 +11,13 @@ per check:
     in float32 (``jax.test_util.check_grads``, forward and reverse mode);
 (c) ``jit(vmap(grad(...)))`` on a batch against a non-jitted per-matrix loop;
 (d) a batched ``pinv`` against ``numpy.linalg.pinv``;
+(s) the semantics, each against a value known exactly: the zero matrix maps
+    to zero with rank 0 (the strict cutoff); a float32 3x8 matrix with a
+    singular value between ``min(m, n)*eps`` and ``max(m, n)*eps`` loses it
+    (the default rtol), and ``atol`` equal to a singular value drops it; a
+    NaN matrix in a batch makes only its own pinv NaN and rank -1; the
+    derivative at the identity is ``-dA`` and the gradient at the zero
+    matrix is exactly 0 (Golub-Pereyra's closed forms);
 
 and finally (e) a timing table of ``jaxpinv.pinv`` against
 ``jnp.linalg.pinv`` (skipped with ``--no-timing``). The exit status is 1 if
@@ -129,6 +136,63 @@ def _check_penrose(label: str, a: np.ndarray, rank: int) -> None:
             f"rel err {err:.2e} <= tol {tol:.2e}, cond {cond:.1f}",
         )
     _report(f"penrose {label}: matrix_rank", rank_got == rank, f"rank {rank_got}, expected {rank}")
+
+
+def _check_semantics() -> list[tuple[str, Callable[[], tuple[bool, str]]]]:
+    """Checks against exact values: what a broken cutoff, default rtol, NaN isolation or rule would change."""
+    import jax
+    import jax.numpy as jnp
+
+    import jaxpinv
+
+    f32 = np.float32
+    eps = float(np.finfo(f32).eps)
+
+    def zero() -> tuple[bool, str]:
+        p = np.asarray(jaxpinv.pinv(jnp.zeros((3, 2), f32)))
+        r = int(jaxpinv.matrix_rank(jnp.zeros((3, 2), f32)))
+        return bool(np.all(p == 0)) and r == 0, f"pinv(0) max |entry| {np.abs(p).max():.1e}, rank {r}"
+
+    def default_rtol() -> tuple[bool, str]:
+        # Exactly representable singular values 1, 0.5, 5 eps (a diagonal
+        # matrix): the default cutoff max(3, 8) * eps drops 5 eps, a
+        # min(3, 8) * eps cutoff would keep it.
+        a = np.zeros((3, 8), f32)
+        a[0, 0], a[1, 1], a[2, 2] = 1.0, 0.5, 5 * eps
+        r = int(jaxpinv.matrix_rank(jnp.asarray(a)))
+        p = np.asarray(jaxpinv.pinv(jnp.asarray(a)))
+        return r == 2 and p[2, 2] == 0 and p[1, 1] == 2.0, f"rank {r} (want 2), pinv[2, 2] = {p[2, 2]:.3g}"
+
+    def strict_atol() -> tuple[bool, str]:
+        a = jnp.asarray(np.diag([1.0, 0.5]).astype(f32))
+        r = int(jaxpinv.matrix_rank(a, atol=0.5))
+        p = np.asarray(jaxpinv.pinv(a, atol=0.5))
+        return r == 1 and p[1, 1] == 0, f"atol = 0.5 = sigma_2: rank {r} (want 1)"
+
+    def nan_isolation() -> tuple[bool, str]:
+        a = np.stack([np.eye(2), np.full((2, 2), np.nan), 2 * np.eye(2)]).astype(f32)
+        p = np.asarray(jaxpinv.pinv(jnp.asarray(a)))
+        r = np.asarray(jaxpinv.matrix_rank(jnp.asarray(a))).tolist()
+        ok = np.all(p[0] == np.eye(2)) and np.all(p[2] == 0.5 * np.eye(2)) and np.isnan(p[1]).all()
+        return bool(ok) and r == [2, -1, 2], f"ranks {r} (want [2, -1, 2])"
+
+    def closed_forms() -> tuple[bool, str]:
+        rng = np.random.default_rng(1)
+        da = jnp.asarray(rng.standard_normal((3, 3)), f32)
+        c = jnp.asarray(rng.standard_normal((3, 3)), f32)
+        _, t = jax.jvp(jaxpinv.pinv, (jnp.eye(3, dtype=f32),), (da,))  # d pinv(I) = -dA
+        err = float(jnp.max(jnp.abs(t + da)))
+        g0 = np.asarray(jax.grad(lambda m: jnp.sum(jaxpinv.pinv(m) * c.T))(jnp.zeros((3, 3), f32)))
+        tol = 10 * eps
+        return err <= tol and bool(np.all(g0 == 0)), f"|jvp(I) + dA| {err:.1e} <= {tol:.1e}; grad at 0: max {np.abs(g0).max():.1e}"
+
+    return [
+        ("pinv(0) = 0, rank 0 (strict cutoff)", zero),
+        ("default rtol is max(m, n) * eps", default_rtol),
+        ("atol equal to a singular value drops it", strict_atol),
+        ("a NaN matrix leaves the rest of the batch alone", nan_isolation),
+        ("derivative at I is -dA, at 0 is 0", closed_forms),
+    ]
 
 
 def _check_derivative(rng: np.random.Generator) -> tuple[bool, str]:
@@ -327,6 +391,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     _run_check("derivative along a rank-2 path, float32", lambda: _check_derivative(rng))
     _run_check("jit(vmap(grad)) vs per-matrix loop", lambda: _check_composition(rng))
     _run_check("batched pinv vs numpy.linalg.pinv", lambda: _check_numpy(rng))
+    for name, check in _check_semantics():
+        _run_check(name, check)
 
     failed = _RESULTS.count(False)
     total = len(_RESULTS)

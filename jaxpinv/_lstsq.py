@@ -20,7 +20,7 @@ from jax import lax
 from jaxpinv import _tolerance, _validate
 from jaxpinv._batching import all_true
 from jaxpinv._damped import _check_damping, _damped_impl
-from jaxpinv._pinv import ArrayLike, Tolerance, _check, _decompose, _h, _hmm, _mm, _pinv_core, _rank
+from jaxpinv._pinv import ArrayLike, Tolerance, _check, _decompose, _float_rank, _h, _hmm, _mm, _pinv_core
 
 
 class LstsqResult(NamedTuple):
@@ -53,9 +53,10 @@ def lstsq(
     **Arguments:**
 
     - `a`: array of shape ``(*, m, n)``.
-    - `b`: array of shape ``(*, m, k)``, or ``(*, m)`` for a vector right-hand
-      side (when ``b.ndim == a.ndim - 1``, torch.linalg.solve's rule). Batch
-      dimensions broadcast between `a`, `b` and the tolerances.
+    - `b`: array of shape ``(*, m, k)``, or a vector right-hand side: ``(m,)``,
+      or ``a.shape[:-1]`` (a vector per matrix), torch.linalg.solve's rule.
+      Batch dimensions broadcast between `a`, `b` and the tolerances:
+      ``a (3, 1, m, n)`` with ``b (5, m, k)`` gives ``x (3, 5, n, k)``.
     - `atol`, `rtol`: :func:`pinv`'s tolerances, same semantics.
     - `damping`: if given, the ridge solution ``x = damped_pinv(a, damping) @ b``
       (minimises ``|a x - b|^2 + damping^2 |x|^2``), differentiable in
@@ -70,7 +71,8 @@ def lstsq(
     make that solution all-NaN, and only that one.
 
     **Raises:** as :func:`pinv` (naming ``lstsq``), and `ValueError` if `b`'s
-    rows do not match `a`'s, `TypeError` if `b` is not numeric.
+    rows do not match `a`'s or the batch dimensions do not broadcast (with
+    `damping` too), `TypeError` if `b` is not numeric.
 
     **Derivatives:** a ``custom_jvp`` in both `a` and `b`,
 
@@ -199,13 +201,13 @@ def _lstsq_impl(a: jax.Array, b: jax.Array, atol: Any, rtol: Any, full: bool) ->
         return x, res, jnp.zeros(batch, jnp.int32), jnp.zeros(batch + (0,), real)
     if k == 0:  # no right-hand side: a's rank and singular values all the same
         _, _, rank, _, s = _pinv_core(lax.stop_gradient(a), atol, rtol, False)
-        return jnp.zeros(batch + (n, 0), out_dtype), jnp.zeros(batch + (0,), real), rank, s.astype(real)
+        return jnp.zeros(batch + (n, 0), out_dtype), jnp.zeros(batch + (0,), real), rank.astype(jnp.int32), s.astype(real)
     x, rank, s = _lstsq_core(a, b, atol, rtol)
     if not full:
         return x.astype(out_dtype), None, None, None
     r = b - _mm(a, x)
     residuals = jnp.sum(jnp.abs(r) ** 2, axis=-2)
-    return x.astype(out_dtype), residuals.astype(real), rank, s.astype(real)
+    return x.astype(out_dtype), residuals.astype(real), rank.astype(jnp.int32), s.astype(real)
 
 
 def _hmv(x: jax.Array, v: jax.Array) -> jax.Array:
@@ -246,7 +248,7 @@ def _lstsq_core(
     x = _mm(_h(right_h), y)
     if q_right is not None:
         x = _mm(q_right, x)
-    return x, _rank(keep, bad_a), jnp.where(bad_a[..., None], jnp.nan, values)
+    return x, _float_rank(keep, bad_a, values.dtype), jnp.where(bad_a[..., None], jnp.nan, values)
 
 
 @_lstsq_core.defjvp
@@ -289,8 +291,7 @@ def _lstsq_core_jvp(primals: tuple[jax.Array, ...], tangents: tuple[Any, ...]) -
     branches = [base, lambda: base() + third(), lambda: base() + second(), lambda: base() + second() + third()]
     index = (~full_row).astype(jnp.int32) * 2 + (~full_col).astype(jnp.int32)
     dx = lax.switch(index, branches)
-    zero_int = np.zeros(rank.shape, dtype=jax.dtypes.float0)
-    return (x, rank, values), (dx, zero_int, jnp.zeros_like(values))
+    return (x, rank, values), (dx, jnp.zeros_like(rank), jnp.zeros_like(values))
 
 
 @jax.jit

@@ -11,13 +11,11 @@ values.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from functools import partial
 from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax import lax
 
 from jaxpinv import _tolerance, _validate
@@ -290,6 +288,17 @@ def _rank(keep: jax.Array, bad: jax.Array) -> jax.Array:
     return jnp.where(bad, jnp.int32(-1), jnp.sum(keep, axis=-1, dtype=jnp.int32))
 
 
+def _float_rank(keep: jax.Array, bad: jax.Array, dtype: Any) -> jax.Array:
+    """:func:`_rank` as a count in a real float dtype: the form a ``custom_jvp`` outputs.
+
+    An integer output needs a ``float0`` tangent, a NumPy array that carries no
+    sharding, and jax 0.5.1-0.7.1 reject it against a batch-sharded rank under
+    ``jit(grad)``; a float count takes ``zeros_like`` as its tangent, which
+    carries the primal's sharding. Counts are exact in any float dtype here.
+    """
+    return _rank(keep, bad).astype(dtype)
+
+
 def _hermitian_from_lower(a: jax.Array) -> jax.Array:
     """The Hermitian matrix whose lower triangle is that of ``a`` (diagonal made real).
 
@@ -404,7 +413,7 @@ def _pinv_core(
     if q_right is not None:  # wide, A = R^H Q^H: pinv(A) = Q pinv(R^H)
         p = _mm(q_right, p)
     values = jnp.where(bad[..., None], jnp.nan, values)
-    return p, gram, _rank(keep, bad), scale, values
+    return p, gram, _float_rank(keep, bad, values.dtype), scale, values
 
 
 @_pinv_core.defjvp
@@ -426,8 +435,7 @@ def _pinv_core_jvp(
     else:  # c^2 P^H P
         dgram = _hmm(scale * p, scale * dp)
         dgram = dgram + _h(dgram)
-    zero_int = np.zeros(rank.shape, dtype=jax.dtypes.float0)
-    return out, (dp, dgram, zero_int, jnp.zeros_like(scale), jnp.zeros_like(values))
+    return out, (dp, dgram, jnp.zeros_like(rank), jnp.zeros_like(scale), jnp.zeros_like(values))
 
 
 def _largest(values: jax.Array, hermitian: bool) -> jax.Array:

@@ -122,3 +122,21 @@ def x64(enabled: bool):
     from jax import experimental
 
     return experimental.enable_x64() if enabled else experimental.disable_x64()
+
+
+# --------------------------------------------------------------------------- #
+# The slow marker: what CI's floor run (-m "not slow") leaves out. Whole
+# modules that run subprocesses at size (the examples, the benchmark's quick
+# mode, the 1024x1024 Hermitian case) and the self-check's timing table; the
+# newest-versions run executes everything.
+# --------------------------------------------------------------------------- #
+
+SLOW_MODULES = ("test_example_", "test_large", "test_benchmarks")
+SLOW_TESTS = ("test_self_check_with_timing",)
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1]
+        if module.startswith(SLOW_MODULES) or item.originalname in SLOW_TESTS:
+            item.add_marker(pytest.mark.slow)

@@ -37,8 +37,8 @@ def _check_output(proc: subprocess.CompletedProcess[str]) -> str:
     shown = f"exit {proc.returncode}\n--- stdout ---\n{out}\n--- stderr ---\n{proc.stderr}"
     assert proc.returncode == 0, shown
     passes = re.findall(r"^\s*PASS\s", out, flags=re.M)
-    # (a) four Penrose conditions x 2 matrices, (b), (c), (d): at least 11 lines.
-    assert len(passes) >= 11, shown
+    # (a) four Penrose conditions x 2 matrices, (b), (c), (d), five semantic checks.
+    assert len(passes) >= 16, shown
     assert "FAIL" not in out, shown
     for needed in ("jaxpinv ", "jax ", "backend ", "devices ", "all ", "checks passed"):
         assert needed in out, shown
@@ -61,3 +61,38 @@ def test_self_check_with_timing() -> None:
         assert row is not None, out
         ours, theirs, ratio = (float(v) for v in row.groups())
         assert ours > 0 and theirs > 0 and ratio > 0, row.group(0)
+
+
+# Mutants of the package that break its semantics while every other check
+# still passes: the self-check must fail on each (exit status 1).
+MUTANTS = {
+    "non-strict cutoff": ("_tolerance.py", "return magnitude > cut[..., None]", "return magnitude >= cut[..., None]"),
+    "min(m, n) default rtol": ("_tolerance.py", "return max(m, n) * float(", "return min(m, n) * float("),
+    "NaN flag over the batch": (
+        "_pinv.py",
+        "bad = ~jnp.isfinite(jnp.max(jnp.abs(a), axis=(-2, -1)))",
+        "bad = jnp.broadcast_to(~jnp.isfinite(jnp.max(jnp.abs(a))), a.shape[:-2])",
+    ),
+    "sign of -P dA P": ("_pinv.py", "return -_mm(_mm(p, da), p)", "return _mm(_mm(p, da), p)"),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(150)
+@pytest.mark.parametrize("mutant", list(MUTANTS))
+def test_self_check_fails_on_a_semantically_broken_build(mutant, tmp_path):
+    import shutil
+
+    filename, old, new = MUTANTS[mutant]
+    shutil.copytree(REPO / "jaxpinv", tmp_path / "jaxpinv")
+    target = tmp_path / "jaxpinv" / filename
+    text = target.read_text()
+    assert text.count(old) == 1, (filename, old)  # the mutant still applies
+    target.write_text(text.replace(old, new))
+    env = dict(os.environ)
+    env.pop("JAX_ENABLE_X64", None)
+    env["PYTHONPATH"] = str(tmp_path)
+    proc = subprocess.run([sys.executable, "-m", "jaxpinv", "--no-timing"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert str(tmp_path) in proc.stdout or "jaxpinv" in proc.stdout
+    assert proc.returncode == 1 and "FAIL" in proc.stdout, proc.stdout[-3000:]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pathlib
 import re
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -28,19 +29,67 @@ def test_quickstart_runs_and_batched_inverse_is_identity():
                         ns["jaxpinv"].pinverse(ns["x"]), atol=1e-5)
 
 
+def test_quickstart_shape_comments_are_true():
+    # Every line of the form `expr  # (d1, d2, ...)...` evaluates to that shape
+    # (and to finite values where the comment says so).
+    ns: dict = {}
+    checked = 0
+    for line in snippet("Quickstart").splitlines():
+        code, _, comment = line.partition("#")
+        match = re.match(r"\s*\(([\d, ]+)\)", comment)
+        if not code.strip() or "=" in code.split("(")[0] or not match:
+            exec(line, ns)
+            continue
+        value = eval(code, ns)
+        shape = tuple(int(d) for d in match.group(1).split(",") if d.strip())
+        assert value.shape == shape, (line, value.shape)
+        if "finite" in comment:
+            assert jnp.isfinite(value).all(), line
+        checked += 1
+    assert checked >= 5
+
+
 def test_scaling_snippet_runs():
     ns: dict = {"a": jax.random.normal(jax.random.key(0), (4, 5, 3))}
     exec("import jax, jaxpinv\n" + snippet("Scaling out"), ns)
     assert ns["p"].shape == (4, 3, 5)
 
 
-def test_version_in_one_place_and_changelog():
-    import tomllib
+def _pyproject() -> dict:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # Python 3.10: pytest itself depends on tomli there
+        import tomli as tomllib
+    return tomllib.loads((README.parent / "pyproject.toml").read_text())["project"]
 
+
+def test_declared_floors_are_the_versions_ci_tests():
+    # pyproject's floors (what a resolver may pick) equal the pins of CI's
+    # floor run, and the README's test commands are CI's.
+    project = _pyproject()
+    floors = {}
+    for req in project["dependencies"] + project["optional-dependencies"]["test"]:
+        name, _, version = req.partition(">=")
+        floors[name.strip()] = version.strip()
+    root = README.parent
+    pins = dict(line.split("==") for line in (root / ".ci" / "floor-constraints.txt").read_text().splitlines()
+                if line and not line.startswith("#"))
+    for name, version in pins.items():
+        assert floors.get(name) and version.startswith(floors[name]), (name, version, floors.get(name))
+    assert project["requires-python"] == ">=3.10"
+    ci = (root / ".ci" / "run").read_text()
+    assert "python3.10 -m venv" in ci
+    tests = README.read_text().split("## Tests", 1)[1]
+    for command in ("python -m pytest -n auto", "pytest -n auto -m \"not slow\"", "floor-constraints.txt"):
+        assert command in tests, command
+        assert command.split("python ")[-1] in ci, command
+
+
+def test_version_in_one_place_and_changelog():
     import jaxpinv
 
     root = README.parent
-    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    project = _pyproject()
     assert "version" in project["dynamic"] and "version" not in project  # read from __init__
     changelog = (root / "CHANGELOG.md").read_text()
     released = re.findall(r"^## \[(\d+\.\d+\.\d+)\]", changelog, re.M)

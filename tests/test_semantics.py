@@ -232,7 +232,10 @@ def test_infinite_tolerance_keeps_nothing(dtype):
             assert int(jaxpinv.lstsq_full(a, np.ones(a.shape[0]), **kw).rank) == 0
         p = jax.jit(lambda a, t: jaxpinv.pinv(a, rtol=t))(a, np.inf)  # traced
         np.testing.assert_array_equal(p, np.zeros(a.shape[::-1]))
-    torch = pytest.importorskip("torch")
+    try:  # torch, where installed, agrees (the hand reference above always runs)
+        import torch
+    except ImportError:
+        return
     np.testing.assert_array_equal(torch.linalg.pinv(torch.zeros(2, 2), rtol=float("inf")).numpy(), np.zeros((2, 2)))
 
 
