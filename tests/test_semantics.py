@@ -285,3 +285,26 @@ def test_matrix_rank_counts_exactly_what_pinv_keeps_at_ties(hermitian):
             assert rank == int((sp > 1e-6 * sp.max()).sum()), (seed, atol)
             if not hermitian:
                 assert int(jaxpinv.lstsq_full(a, np.ones(6), atol=atol).rank) == rank
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.complex64])
+@pytest.mark.parametrize("shape", [(3, 8), (8, 3), (5, 5)])
+def test_default_rtol_is_max_m_n_eps_without_torch(shape, dtype):
+    # A handmade reference, no torch: a diagonal matrix with exactly
+    # representable singular values 1 and k * eps (k between min(m, n) and
+    # max(m, n), or the size of a square matrix). The default cutoff
+    # max(m, n) * eps * 1 drops k * eps when k < max(m, n) and keeps it when
+    # k > max(m, n); a min(m, n) rule would keep both non-square cases.
+    m, n = shape
+    e = eps(dtype)
+    for k, kept in ((max(m, n) - 1, False), (max(m, n) + 1, True)):
+        if m != n and k - 1 < min(m, n):
+            continue
+        a = np.zeros(shape, dtype)
+        a[0, 0], a[1, 1] = 1.0, k * e
+        p = np.asarray(jaxpinv.pinv(a))
+        assert int(jaxpinv.matrix_rank(a)) == (2 if kept else 1), (k, kept)
+        assert (p[1, 1] != 0) == kept and p[0, 0] == 1.0
+        # and the rule at its boundary is strict: k = max(m, n) exactly is dropped
+        a[1, 1] = max(m, n) * e
+        assert int(jaxpinv.matrix_rank(a)) == 1
