@@ -331,3 +331,75 @@ def test_non_finite_b_is_all_nan_under_every_transform(damping):
     # the other matrices of a batch are unaffected
     x = jaxpinv.lstsq(jnp.stack([a, 2 * a]), jnp.stack([b, jnp.ones(2)]), damping=damping)
     assert np.isnan(x[0]).all() and np.isfinite(x[1]).all()
+
+
+# --------------------------------------------------------------------------- #
+# Tolerances, single precision: lstsq has pinv's cutoff, checked against
+# NumPy's lstsq with the equivalent rcond (NumPy keeps s > rcond * s_max).
+# --------------------------------------------------------------------------- #
+
+
+def _graded(rng, batch, dtype):
+    """A batch of 6x4 matrices with singular values 1, 0.1, 1e-3, 1e-5 (clear gaps for cutoffs)."""
+    s = np.array([1.0, 0.1, 1e-3, 1e-5])
+    u = random_matrix(rng, (batch, 6, 4), np.complex128 if np.iscomplexobj(dtype(0)) else np.float64, cond=1.0)
+    v = random_matrix(rng, (batch, 4, 4), u.dtype, cond=1.0)
+    return ((u * s) @ np.conj(np.swapaxes(v, -1, -2))).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.complex64])
+@pytest.mark.parametrize("kind", ["rtol", "atol_array", "atol_traced", "both"])
+def test_tolerances_match_numpy_with_the_same_cutoff(kind, dtype):
+    rng = np.random.default_rng(11)
+    a = _graded(rng, 3, dtype)
+    b = rng.standard_normal((3, 6, 2)).astype(dtype)
+    tols = {
+        "rtol": ({"rtol": 1e-2}, [2, 2, 2]),
+        "atol_array": ({"atol": np.array([0.5, 0.05, 1e-4])}, [1, 2, 3]),
+        "atol_traced": ({"atol": jnp.asarray([0.5, 0.05, 1e-4])}, [1, 2, 3]),
+        "both": ({"atol": np.array([0.5, 1e-6, 1e-6]), "rtol": 5e-3}, [1, 2, 2]),
+    }
+    kw, ranks = tols[kind]
+    if kind == "atol_traced":
+        x, res, rank, s = jax.jit(lambda a, b, t: jaxpinv.lstsq_full(a, b, atol=t))(a, b, kw["atol"])
+        x2 = jax.jit(lambda a, b, t: jaxpinv.lstsq(a, b, atol=t))(a, b, kw["atol"])
+    else:
+        x, res, rank, s = jaxpinv.lstsq_full(a, b, **kw)
+        x2 = jaxpinv.lstsq(a, b, **kw)
+    np.testing.assert_array_equal(rank, ranks)
+    np.testing.assert_array_equal(rank, jaxpinv.matrix_rank(a, **kw))
+    for i in range(3):
+        a64 = a[i].astype(np.complex128)
+        s1 = np.linalg.svd(a64, compute_uv=False)[0]
+        atol = np.broadcast_to(np.asarray(kw.get("atol", 0.0)), (3,))[i]
+        rcond = max(float(atol) / s1, kw.get("rtol", 0.0))
+        ref, _, rank_np, _ = np.linalg.lstsq(a64, b[i].astype(np.complex128), rcond=rcond)
+        assert rank_np == ranks[i]
+        # backward-stable solve: relative error ~ n eps / s_min(kept), s_min >= 1e-3
+        tol = 10 * 6 * float(np.finfo(dtype).eps) * 10.0 ** (ranks[i] - 1 + (ranks[i] == 3))
+        scale = np.abs(ref).max()
+        np.testing.assert_allclose(np.asarray(x[i], np.complex128), ref, rtol=0, atol=tol * scale)
+        np.testing.assert_allclose(np.asarray(x2[i], np.complex128), ref, rtol=0, atol=tol * scale)
+        np.testing.assert_allclose(res[i], np.sum(np.abs(b[i] - a64 @ ref) ** 2, 0), rtol=100 * tol, atol=tol)
+
+
+@pytest.mark.parametrize("shape", [(7, 3), (3, 7)])
+def test_float32_jvp_matches_float64_finite_differences(shape):
+    # Single precision derivative against a float64 reference (central
+    # differences of NumPy's lstsq, h = 1e-6), along a random direction of a
+    # full-rank, cond-3 matrix; float32 rounding of O(n eps cond^2) relative.
+    rng = np.random.default_rng(sum(shape) + 1)
+    a = random_matrix(rng, shape, np.float64, cond=3.0)
+    b = rng.standard_normal(shape[0])
+    da, db = rng.standard_normal(shape), rng.standard_normal(shape[0])
+    h = 1e-6
+
+    def ref(t):
+        return np.linalg.lstsq(a + t * da, b + t * db, rcond=None)[0]
+
+    fd = (ref(h) - ref(-h)) / (2 * h)
+    f32 = np.float32
+    _, t = jax.jvp(jaxpinv.lstsq, (a.astype(f32), b.astype(f32)), (da.astype(f32), db.astype(f32)))
+    assert t.dtype == jnp.float32
+    tol = 10 * max(shape) * eps(f32) * 9
+    np.testing.assert_allclose(np.asarray(t, np.float64), fd, rtol=0, atol=tol * np.abs(fd).max())
