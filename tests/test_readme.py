@@ -78,7 +78,7 @@ def test_declared_floors_are_the_versions_ci_tests():
         assert floors.get(name) and version.startswith(floors[name]), (name, version, floors.get(name))
     assert project["requires-python"] == ">=3.10"
     ci = (root / ".ci" / "run").read_text()
-    assert "python3.10 -m venv" in ci
+    assert "-m venv" in ci and "3.10" in ci
     tests = README.read_text().split("## Tests", 1)[1]
     for command in ("python -m pytest -n auto", "pytest -n auto -m \"not slow\"", "floor-constraints.txt"):
         assert command in tests, command
