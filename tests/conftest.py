@@ -1,7 +1,13 @@
-"""Shared test setup: float64 on, hypothesis profile, reference helpers.
+"""Shared test setup: the x64 configuration, hypothesis profile, reference helpers.
 
-x64 is enabled for the whole suite so float64/complex128 references and finite
-differences are available; float32 cases pass explicit dtypes.
+The suite runs in both of JAX's configurations. ``JAXPINV_TEST_X64=1`` (the
+default of this variable) enables x64, so float64/complex128 inputs,
+references and finite differences are available; float32 cases pass explicit
+dtypes. ``JAXPINV_TEST_X64=0`` runs in JAX's default configuration (x64 off,
+what users run): host tolerances are rounded to float32, default dtypes are
+float32. Tests that need float64 carry the ``x64`` marker (a module's
+``pytestmark`` or the test's own) and are deselected there with
+``-m "not x64"``; CI runs both (see the README's Tests section).
 """
 
 from __future__ import annotations
@@ -10,7 +16,8 @@ import os
 
 import jax
 
-jax.config.update("jax_enable_x64", True)
+X64 = os.environ.get("JAXPINV_TEST_X64", "1") != "0"
+jax.config.update("jax_enable_x64", X64)
 
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402

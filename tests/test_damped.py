@@ -26,6 +26,7 @@ def reference(a, lam):
 
 @pytest.mark.parametrize("shape,rank", [((5, 3), 3), ((3, 5), 3), ((4, 4), 2), ((12, 2), 1), ((2, 6, 4), 3)])
 @pytest.mark.parametrize("dtype", [np.float64, np.complex128])
+@pytest.mark.x64  # float64 inputs or references (see conftest)
 def test_values(shape, rank, dtype):
     rng = np.random.default_rng(0)
     a = random_matrix(rng, shape, dtype, rank=rank, cond=10.0)
@@ -33,6 +34,7 @@ def test_values(shape, rank, dtype):
         np.testing.assert_allclose(jaxpinv.damped_pinv(a, lam), reference(a, lam), rtol=1e-12, atol=1e-13)
 
 
+@pytest.mark.x64  # float64 inputs or references (see conftest)
 def test_array_and_traced_damping_per_batch_member():
     rng = np.random.default_rng(1)
     a = rng.standard_normal((3, 4, 2))
@@ -44,6 +46,7 @@ def test_array_and_traced_damping_per_batch_member():
     np.testing.assert_allclose(got[2], reference(a[0], 2.0), rtol=1e-12)
 
 
+@pytest.mark.x64  # float64 inputs or references (see conftest)
 def test_zero_damping_is_pinv_and_the_limit_converges():
     rng = np.random.default_rng(2)
     for shape, rank in [((5, 3), 3), ((4, 6), 2), ((4, 4), 4)]:
@@ -61,6 +64,7 @@ def test_zero_damping_is_pinv_and_the_limit_converges():
 
 @pytest.mark.parametrize("shape,rank", [((4, 3), 3), ((3, 4), 2), ((3, 3), 1), ((7, 2), 2)])
 @pytest.mark.parametrize("dtype", [np.float64, np.complex128])
+@pytest.mark.x64  # float64 inputs or references (see conftest)
 def test_check_grads_random_directions_across_rank(shape, rank, dtype):
     # lam > 0: smooth everywhere, even at rank-deficient a, so every direction is valid.
     rng = np.random.default_rng(3)
@@ -78,6 +82,7 @@ def test_gradients_finite_everywhere():
         assert np.all(np.isfinite(h))
 
 
+@pytest.mark.x64  # float64 inputs or references (see conftest)
 def test_lstsq_damping_is_ridge_and_differentiable():
     rng = np.random.default_rng(4)
     a = rng.standard_normal((8, 3))
@@ -135,6 +140,7 @@ def test_errors_and_non_finite():
 
 
 @pytest.mark.parametrize("shape,rank", [((4, 3), 2), ((3, 4), 2), ((3, 3), 1)])
+@pytest.mark.x64  # float64 inputs or references (see conftest)
 def test_zero_damping_second_derivative_on_rank_preserving_paths(shape, rank):
     # At lam = 0 on rank-deficient A the map is pinv, smooth only along paths
     # that keep the rank: A = B C with B (m x r), C (r x n). Central differences
@@ -147,6 +153,7 @@ def test_zero_damping_second_derivative_on_rank_preserving_paths(shape, rank):
     check(lambda b, c: jaxpinv.damped_pinv(b @ c, 0.0), (b, c), 2, 1e-5)
 
 
+@pytest.mark.x64  # float64 inputs or references (see conftest)
 def test_list_damping_is_an_array_damping():
     rng = np.random.default_rng(3)
     a = rng.standard_normal((2, 5, 3))

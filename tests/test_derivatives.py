@@ -55,6 +55,7 @@ SECOND_ORDER = {2, 5, 6, 9}  # indices into CASES: order 2 on a spread of them (
 
 
 @pytest.mark.parametrize("case", range(len(CASES)))
+@pytest.mark.x64  # float64 inputs or references (see conftest)
 def test_check_grads_rank_preserving(case):
     batch, m, n, r, dtype = CASES[case]
     rng = np.random.default_rng(case)
@@ -69,6 +70,7 @@ def test_check_grads_rank_preserving(case):
 
 
 @pytest.mark.parametrize("m,n", [(4, 4), (5, 3)])
+@pytest.mark.x64  # float64 inputs or references (see conftest)
 def test_check_grads_batch_mixing_full_rank_and_deficient(m, n):
     # The rule skips terms that vanish at full rank only when the whole batch
     # has full rank: a mixed batch must take the general path for everyone.
@@ -84,6 +86,7 @@ def test_check_grads_batch_mixing_full_rank_and_deficient(m, n):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.complex128])
 @pytest.mark.parametrize("n,r", [(4, 4), (5, 3)])
+@pytest.mark.x64  # float64 inputs or references (see conftest)
 def test_check_grads_hermitian_rank_preserving(dtype, n, r):
     rng = np.random.default_rng(10 * n + r)
     x = jnp.asarray(random_matrix(rng, (n, r), dtype, cond=3.0))
@@ -97,6 +100,7 @@ def test_check_grads_hermitian_rank_preserving(dtype, n, r):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.complex128])
+@pytest.mark.x64  # float64 inputs or references (see conftest)
 def test_hermitian_derivative_is_that_of_the_lower_triangle_function(dtype):
     # A general (non-Hermitian) A whose lower triangle defines an invertible
     # Hermitian matrix: every small perturbation keeps the rank, so finite
@@ -176,6 +180,7 @@ def test_naive_svd_gradient_is_nan_at_identity_but_ours_is_exact():
 
 
 @pytest.mark.parametrize("name", ["identity", "orthogonal", "repeated"])
+@pytest.mark.x64  # float64 inputs or references (see conftest)
 def test_hessian_matches_finite_differences_of_gradient(name):
     # Full-rank square matrices: every small perturbation keeps the rank, so
     # central differences of the (separately FD-checked) gradient are a reference.
@@ -198,6 +203,7 @@ def test_hessian_matches_finite_differences_of_gradient(name):
     np.testing.assert_allclose(hess, hess.T, atol=1e-12)  # a Hessian is symmetric
 
 
+@pytest.mark.x64  # float64 inputs or references (see conftest)
 def test_all_transforms_agree():
     rng = np.random.default_rng(9)
     x, y = factors(rng, (), 5, 4, 3, np.float64)
@@ -248,6 +254,7 @@ def test_zero_size_derivatives(shape):
     assert t.shape == shape[:-2] + shape[-2:][::-1]
 
 
+@pytest.mark.x64  # float64 inputs or references (see conftest)
 def test_scale_of_intermediates_in_the_rule():
     # The rule works on A / max|A|: derivatives at a tiny or huge matrix stay
     # finite and equal the scaled derivative at the unit matrix,

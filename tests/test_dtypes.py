@@ -42,6 +42,7 @@ def test_half_precision_default_rtol_uses_its_own_eps():
     "dtype,expected",
     [(np.int32, jnp.float64), (np.int64, jnp.float64), (np.bool_, jnp.float64), (np.uint8, jnp.float64)],
 )
+@pytest.mark.x64  # float64 inputs or references (see conftest)
 def test_ints_and_bools_promote_like_jnp(dtype, expected):
     a = np.array([[1, 0], [1, 1], [0, 1]], dtype=dtype)
     p = jaxpinv.pinv(a)
@@ -51,6 +52,7 @@ def test_ints_and_bools_promote_like_jnp(dtype, expected):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.complex64, np.complex128])
+@pytest.mark.x64  # float64 inputs or references (see conftest)
 def test_dtype_preserved_and_accurate(dtype):
     rng = np.random.default_rng(1)
     a = random_matrix(rng, (2, 5, 3), dtype, cond=20.0)

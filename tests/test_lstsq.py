@@ -30,6 +30,7 @@ import jaxpinv
     ],
 )
 @pytest.mark.parametrize("dtype", [np.float64, np.complex128, np.float32])
+@pytest.mark.x64  # float64 inputs or references (see conftest)
 def test_matches_numpy_lstsq(a_shape, rank, b_shape, dtype):
     rng = np.random.default_rng(0)
     a = random_matrix(rng, a_shape, dtype, rank=rank, cond=10.0)
@@ -50,6 +51,7 @@ def test_matches_numpy_lstsq(a_shape, rank, b_shape, dtype):
     assert np.abs(x - ref).max() <= tol * max(np.abs(ref).max(), 1)
 
 
+@pytest.mark.x64  # float64 inputs or references (see conftest)
 def test_lstsq_full_matches_numpy_outputs():
     rng = np.random.default_rng(1)
     a = rng.standard_normal((8, 3))
@@ -68,6 +70,7 @@ def test_lstsq_full_matches_numpy_outputs():
 
 
 @pytest.mark.parametrize("name", ["identity", "zero", "rank1_30x30", "repeated"])
+@pytest.mark.x64  # float64 inputs or references (see conftest)
 def test_gradient_finite_and_equal_to_pinv_route(name):
     rng = np.random.default_rng(2)
     u = rng.standard_normal((30, 1))
@@ -103,6 +106,7 @@ def test_jnp_lstsq_gradient_is_nan_at_identity_ours_is_not():
     [(5, 3, 3, 2, np.float64), (3, 5, 3, 1, np.float64), (4, 4, 4, 2, np.complex128),
      (6, 4, 2, 2, np.float64), (4, 6, 2, 1, np.complex128), (9, 2, 2, 1, np.float64)],
 )
+@pytest.mark.x64  # float64 inputs or references (see conftest)
 def test_check_grads_rank_preserving(m, n, r, k, dtype):
     rng = np.random.default_rng(m * 10 + n)
     x = jnp.asarray(random_matrix(rng, (m, r), dtype, cond=3.0))
@@ -117,6 +121,7 @@ def test_check_grads_rank_preserving(m, n, r, k, dtype):
         check(f, (x, y, b), 2, 1e-4)
 
 
+@pytest.mark.x64  # float64 inputs or references (see conftest)
 def test_vmap_jit_and_batch_agree():
     rng = np.random.default_rng(3)
     a = jnp.asarray(rng.standard_normal((5, 6, 3)))
@@ -159,6 +164,7 @@ def test_zero_size():
 
 @pytest.mark.parametrize("shape", [(7, 3), (3, 7)])
 @pytest.mark.parametrize("dtype", [np.float64, np.complex128])
+@pytest.mark.x64  # float64 inputs or references (see conftest)
 def test_jacobians_match_finite_differences(shape, dtype):
     # jacfwd pushes a batch of basis tangents through the rule (a vmap), and
     # jacrev a batch of cotangents; the tall case has a nonzero residual (the
@@ -224,6 +230,7 @@ def _numpy_lstsq(a, b):
     ],
 )
 @pytest.mark.parametrize("damping", [None, 0.5])
+@pytest.mark.x64  # float64 inputs or references (see conftest)
 def test_batch_broadcasting_follows_torch_solve(a_shape, b_shape, out_shape, damping):
     rng = np.random.default_rng(0)
     a = rng.standard_normal(a_shape)
@@ -295,6 +302,7 @@ def test_lstsq_full_rank_and_singular_values_describe_a_under_every_transform():
                 np.testing.assert_allclose(x, np.linalg.lstsq(a, b, rcond=None)[0], err_msg=name)
 
 
+@pytest.mark.x64  # float64 inputs or references (see conftest)
 def test_lstsq_full_batched_and_non_finite_isolated():
     rng = np.random.default_rng(5)
     a = np.stack([random_matrix(rng, (6, 4), np.float64, rank=r, cond=10.0) for r in (4, 2, 3)])
@@ -349,6 +357,7 @@ def _graded(rng, batch, dtype):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32, np.complex64])
 @pytest.mark.parametrize("kind", ["rtol", "atol_array", "atol_traced", "both"])
+@pytest.mark.x64  # float64 inputs or references (see conftest)
 def test_tolerances_match_numpy_with_the_same_cutoff(kind, dtype):
     rng = np.random.default_rng(11)
     a = _graded(rng, 3, dtype)

@@ -303,6 +303,7 @@ SCALES = np.array([1.0, 1e3, 1e-3, 7.0])  # scale invariance over a wide range
 @pytest.mark.parametrize("form", ["scalar", "array"])
 @pytest.mark.parametrize("which", ["atol", "rtol"])
 @pytest.mark.parametrize("dtype,shape", DTYPE_SHAPES)
+@pytest.mark.x64  # float64 inputs or references (see conftest)
 def test_straddle_single_tolerance(dtype, shape, which, form):
     rng = np.random.default_rng(10)
     *batch, m, n = shape
@@ -371,6 +372,7 @@ def _pairs(table):
         }
     ),
 )
+@pytest.mark.x64  # float64 inputs or references (see conftest)
 def test_atol_and_rtol_together(dtype, form):
     rng = np.random.default_rng(20)
     m, n = TALL[-2:]
@@ -411,6 +413,7 @@ RTOL_NONE_CASES = {
 
 @pytest.mark.parametrize("case", list(RTOL_NONE_CASES))
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.x64  # float64 inputs or references (see conftest)
 def test_rtol_none_depends_on_atol(dtype, case):
     rng = np.random.default_rng(30)
     *batch, m, n = TALL
@@ -425,6 +428,7 @@ def test_rtol_none_depends_on_atol(dtype, case):
 
 
 @pytest.mark.parametrize("dtype,shape", DTYPE_SHAPES)
+@pytest.mark.x64  # float64 inputs or references (see conftest)
 def test_default_rtol_straddle(dtype, shape):
     """Values at (1 +- 1e-3) * max(m, n) * eps * sigma_max: monomial matrices only."""
     rng = np.random.default_rng(40)
@@ -446,6 +450,7 @@ def test_default_rtol_straddle(dtype, shape):
         pytest.param(np.complex64, (3, 10, 10), 4, id="complex64-(3,10,10)"),
     ],
 )
+@pytest.mark.x64  # float64 inputs or references (see conftest)
 def test_default_rtol_dense(dtype, shape, rank):
     """Dense, exactly rank-deficient: the zero singular values become noise of
     about 1 eps * sigma_max, well under the default cutoff max(m, n) eps sigma_max."""
@@ -499,6 +504,7 @@ HERMITIAN_CASES = {
         }
     ),
 )
+@pytest.mark.x64  # float64 inputs or references (see conftest)
 def test_hermitian(dtype, case, garbage):
     rng = np.random.default_rng(60)
     lam = _hermitian_eigs()
@@ -553,6 +559,7 @@ PINVERSE_ROW = [2.0, 1.0, *_straddle(0.2), *_straddle(2e-15), 0.0]
         pytest.param(np.complex64, (2, 7, 9), id="complex64-(2,7,9)"),
     ],
 )
+@pytest.mark.x64  # float64 inputs or references (see conftest)
 def test_pinverse_monomial(dtype, shape, rcond):
     """Kept: 5 singular values for rcond 1e-15 (also the default), 3 for 0.1,
     and for rcond 0 all but the exact zero (strict comparison)."""
@@ -565,6 +572,7 @@ def test_pinverse_monomial(dtype, shape, rcond):
 
 @pytest.mark.parametrize("rcond", [DEFAULT, 0.1], ids=str)
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.x64  # float64 inputs or references (see conftest)
 def test_pinverse_dense(dtype, rcond):
     rng = np.random.default_rng(80)
     s = np.broadcast_to(np.array([1.0, 0.5, *_straddle(0.1)]), (4, 4))

@@ -23,6 +23,7 @@ SCALES = {np.float32: [2.0**-100, 2.0**-60, 2.0**60, 2.0**100], np.float64: [2.0
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape,rank,hermitian", [((5, 3), 3, False), ((4, 6), 2, False), ((4, 4), 4, True)])
+@pytest.mark.x64  # float64 inputs or references (see conftest)
 def test_forward_scale_invariance(dtype, shape, rank, hermitian):
     rng = np.random.default_rng(0)
     a = random_matrix(rng, shape, np.float64, rank=rank, cond=10.0)
@@ -40,6 +41,7 @@ def test_forward_scale_invariance(dtype, shape, rank, hermitian):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("hermitian,cols", [(False, 3), (False, 4), (True, 4)])
+@pytest.mark.x64  # float64 inputs or references (see conftest)
 def test_derivative_scale_invariance(dtype, hermitian, cols):
     # Rank 2 of 4x3 (tall: the rule scales by c), 4x4 and Hermitian 4x4 (the
     # rule pairs P with dA or A and does not scale).
@@ -83,6 +85,7 @@ def _scaled(c, dtype, *xs):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape,rank", [((5, 3), 3), ((3, 5), 3), ((4, 6), 2), ((6, 4), 2)])
+@pytest.mark.x64  # float64 inputs or references (see conftest)
 def test_lstsq_derivative_scale_invariance(dtype, shape, rank):
     # x(cA, b) = x(A, b) / c, so the jvp along (c dA, db) is the unit-scale jvp
     # along (dA, db) divided by c. dA keeps the rank (d(X Y^T) = dX Y^T). The
@@ -109,6 +112,7 @@ def test_lstsq_derivative_scale_invariance(dtype, shape, rank):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape,rank,lam", [((5, 3), 3, 0.3), ((3, 5), 2, 0.3), ((5, 3), 2, 0.0), ((4, 4), 4, 0.0)])
+@pytest.mark.x64  # float64 inputs or references (see conftest)
 def test_damped_pinv_scale_invariance(dtype, shape, rank, lam):
     # damped_pinv(cA, c lam) = damped_pinv(A, lam) / c, forward and jvp along
     # (c dA, c dlam); at lam = 0 it is pinv (rank-preserving dA there).

@@ -31,6 +31,7 @@ SHAPES = [(5, 3), (3, 5), (4, 4), (1, 1), (1, 6), (6, 1), (2, 6, 3), (2, 3, 4, 2
 
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("dtype", [np.float64, np.complex128, np.float32, np.complex64])
+@pytest.mark.x64  # float64 inputs or references (see conftest)
 def test_matches_numpy_full_rank(shape, dtype):
     rng = np.random.default_rng(0)
     cond = 100.0
@@ -44,6 +45,7 @@ def test_matches_numpy_full_rank(shape, dtype):
 
 @pytest.mark.parametrize("shape,rank", [((6, 4), 2), ((4, 6), 1), ((5, 5), 3), ((3, 7, 7), 4)])
 @pytest.mark.parametrize("dtype", [np.float64, np.complex128, np.float32])
+@pytest.mark.x64  # float64 inputs or references (see conftest)
 def test_matches_numpy_rank_deficient(shape, rank, dtype):
     rng = np.random.default_rng(1)
     a = random_matrix(rng, shape, dtype, rank=rank, cond=10.0)
@@ -90,6 +92,7 @@ def test_cutoff_rule(kwargs, kept):
     assert int(jaxpinv.matrix_rank(a, **kwargs)) == sum(kept)
 
 
+@pytest.mark.x64  # float64 inputs or references (see conftest)
 def test_default_rtol_is_max_m_n_eps_and_zero_when_atol_positive():
     # s = [1, 5 eps]: with m = n = 4 the default cutoff is 4 eps < 5 eps -> kept.
     e = eps(np.float64)
@@ -128,6 +131,7 @@ def test_array_atol_elementwise_default_rtol():
     np.testing.assert_array_equal(ranks, [1, 2])
 
 
+@pytest.mark.x64  # float64 inputs or references (see conftest)
 def test_pinverse_is_pinv_with_rtol():
     rng = np.random.default_rng(2)
     a = diag_matrix([3.0, 1.0, 0.01, 1e-17]) @ np.linalg.qr(rng.standard_normal((4, 4)))[0]
@@ -141,6 +145,7 @@ def test_pinverse_is_pinv_with_rtol():
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.complex128])
+@pytest.mark.x64  # float64 inputs or references (see conftest)
 def test_hermitian_reads_lower_triangle(dtype):
     rng = np.random.default_rng(3)
     n = 5
@@ -161,6 +166,7 @@ def test_hermitian_reads_lower_triangle(dtype):
     assert rel_err(jaxpinv.pinv(garbage), ref) > 1e-3
 
 
+@pytest.mark.x64  # float64 inputs or references (see conftest)
 def test_hermitian_uses_abs_eigenvalues_for_cutoff():
     h = np.diag([-3.0, 1.0, -0.2])
     np.testing.assert_allclose(
@@ -184,6 +190,7 @@ def test_zero_size(shape):
         assert jaxpinv.pinv(a, hermitian=True).shape == p.shape
 
 
+@pytest.mark.x64  # float64 inputs or references (see conftest)
 def test_matrix_rank_consistent_with_pinv_on_random_tolerances():
     rng = np.random.default_rng(4)
     a = random_matrix(rng, (20, 6, 4), np.float64, cond=1e4)
@@ -256,6 +263,7 @@ def test_tiny_atol_switches_default_rtol_off_without_x64():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.x64  # float64 inputs or references (see conftest)
 def test_hermitian_rank_at_entries_near_the_largest_float(dtype):
     big = np.finfo(dtype).max
     a = np.diag([big / 1.7, big / 6.8]).astype(dtype)  # 2e38, 5e37 in float32
@@ -289,6 +297,7 @@ def test_matrix_rank_counts_exactly_what_pinv_keeps_at_ties(hermitian):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.complex64])
 @pytest.mark.parametrize("shape", [(3, 8), (8, 3), (5, 5)])
+@pytest.mark.x64  # float64 inputs or references (see conftest)
 def test_default_rtol_is_max_m_n_eps_without_torch(shape, dtype):
     # A handmade reference, no torch: a diagonal matrix with exactly
     # representable singular values 1 and k * eps (k between min(m, n) and
@@ -308,3 +317,19 @@ def test_default_rtol_is_max_m_n_eps_without_torch(shape, dtype):
         # and the rule at its boundary is strict: k = max(m, n) exactly is dropped
         a[1, 1] = max(m, n) * e
         assert int(jaxpinv.matrix_rank(a)) == 1
+
+
+@pytest.mark.parametrize("tol", [0.1, 0.3, 1 / 3, 0.7])
+def test_host_tolerance_compared_exactly_as_written(tol):
+    # sigma = float32(tol) is kept iff float32(tol) > tol, compared exactly (in
+    # float64, as torch does). In the default configuration (x64 off, the x64-off
+    # CI run) the cutoff lives in float32: a host tolerance must be rounded
+    # *down* for that to hold; rounded to nearest, diag(1, .1) f32 with atol=.1
+    # would get rank 1 where torch gives 2.
+    s = np.float32(tol)
+    a = np.diag([np.float32(1.0), s])
+    kept = float(s) > tol  # exact: float32 -> float64 is exact
+    want = 2 if kept else 1
+    assert int(jaxpinv.matrix_rank(a, atol=tol)) == want
+    assert (np.asarray(jaxpinv.pinv(a, atol=tol))[1, 1] != 0) == kept
+    assert int(jaxpinv.matrix_rank(a, atol=np.array([tol]))[0]) == want

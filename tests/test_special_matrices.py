@@ -59,6 +59,7 @@ def _gauss(rng, shape, dtype):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.complex128])
 @pytest.mark.parametrize("name", ["identity", "orthogonal", "zero"])
+@pytest.mark.x64  # float64 inputs or references (see conftest)
 def test_pinv_and_lstsq_closed_forms(name, dtype):
     rng = np.random.default_rng(0)
     a = _special(name, rng, dtype)
@@ -87,6 +88,7 @@ def test_pinv_and_lstsq_closed_forms(name, dtype):
 
 @pytest.mark.parametrize("lam", [0.0, 0.5])
 @pytest.mark.parametrize("name", ["identity", "orthogonal", "zero"])
+@pytest.mark.x64  # float64 inputs or references (see conftest)
 def test_damped_pinv_closed_forms(name, lam):
     rng = np.random.default_rng(1)
     a = _special(name, rng)
@@ -102,6 +104,7 @@ def test_damped_pinv_closed_forms(name, lam):
     np.testing.assert_allclose(dx, want, rtol=TOL, atol=TOL)
 
 
+@pytest.mark.x64  # float64 inputs or references (see conftest)
 def test_second_derivative_at_identity_against_closed_form():
     # pinv(I + t E) = (I + t E)^-1 = I - t E + t^2 E^2 - ...: the second
     # derivative along E is 2 E^2 (full rank, so the inverse's series holds).
@@ -117,6 +120,7 @@ def test_second_derivative_at_identity_against_closed_form():
 
 
 @pytest.mark.parametrize("name", ["identity", "orthogonal", "zero", "repeated_deficient", "rank1_30", "wide"])
+@pytest.mark.x64  # float64 inputs or references (see conftest)
 def test_gradient_equals_torch_autograd(name):
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(3)

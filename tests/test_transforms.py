@@ -5,6 +5,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from conftest import random_matrix
 
 import jaxpinv
@@ -14,6 +15,7 @@ def batch(seed=0, shape=(6, 5, 3), rank=None):
     return jnp.asarray(random_matrix(np.random.default_rng(seed), shape, np.float64, rank=rank))
 
 
+@pytest.mark.x64  # float64 inputs or references (see conftest)
 def test_jit_with_traced_tolerances_matches_numpy():
     a = batch()
     f = jax.jit(lambda a, atol, rtol: jaxpinv.pinv(a, atol=atol, rtol=rtol))
@@ -66,6 +68,7 @@ def test_vmap_of_grad_equals_per_matrix_grad():
         np.testing.assert_allclose(batched[i], g(a[i]), rtol=1e-12, atol=1e-13)
 
 
+@pytest.mark.x64  # float64 inputs or references (see conftest)
 def test_scan_and_fori_loop_bodies():
     a = batch(seed=3, shape=(4, 4, 4))
 
@@ -100,6 +103,7 @@ def test_eval_shape_and_dtypes():
     assert out.shape == (4, 4) and out.dtype == jnp.bfloat16
 
 
+@pytest.mark.x64  # float64 inputs or references (see conftest)
 def test_jit_grad_hessian_compose_inside_larger_program():
     a = batch(seed=4, shape=(3, 3))
 

@@ -92,6 +92,7 @@ CASES = [(name, ranks) for name in FUNCS for ranks in RANKS if ranks == "mixed" 
 
 
 @pytest.mark.parametrize("name,ranks", CASES)
+@pytest.mark.x64  # float64 inputs or references (see conftest)
 def test_reverse_through_vmap_matches_unbatched(name, ranks):
     f, a, b, t, w = _inputs(name, ranks)
     loss = _loss(f, w)
@@ -135,6 +136,7 @@ def test_reverse_through_vmap_matches_unbatched(name, ranks):
 
 
 @pytest.mark.parametrize("name", ["pinv", "pinv_hermitian", "lstsq", "damped_pinv_zero"])
+@pytest.mark.x64  # float64 inputs or references (see conftest)
 def test_hessian_through_vmap_matches_unbatched(name):
     f, a, b, t, w = _inputs(name, "mixed")
     loss = _loss(f, w)
@@ -145,6 +147,7 @@ def test_hessian_through_vmap_matches_unbatched(name):
 
 
 @pytest.mark.parametrize("name", ["pinv_wide", "pinv_hermitian", "lstsq", "damped_pinv"])
+@pytest.mark.x64  # float64 inputs or references (see conftest)
 def test_grad_of_vmap_against_finite_differences(name):
     # Full rank: every direction keeps the rank, so central differences are a
     # reference (per-entry tolerance as in test_derivatives.py).
@@ -153,6 +156,7 @@ def test_grad_of_vmap_against_finite_differences(name):
     check_grads_per_entry(lambda a, b: jnp.sum(jax.vmap(loss)(a, b, t)), (a, b), order=1, tol=1e-5)
 
 
+@pytest.mark.x64  # float64 inputs or references (see conftest)
 def test_gradient_through_vmapped_tolerance_and_damping():
     # The tolerance / damping is mapped too: the cond predicate is batched by
     # the tolerance alone when a is not mapped.
