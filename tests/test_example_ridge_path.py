@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
 
 def test_ridge_path_example(run_example):
+    pytest.importorskip("optax")  # the example's optimiser: the examples extra installs it
     result, out = run_example("ridge_path")
 
     lam = result["learned_lambda"]

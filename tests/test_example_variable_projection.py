@@ -9,6 +9,8 @@ reported rates must be a local minimum of the reduced loss.
 
 from __future__ import annotations
 
+import pytest
+
 import numpy as np
 
 
@@ -28,6 +30,7 @@ def _reduced_loss(t, y, rates):
 
 
 def test_variable_projection(run_example):
+    pytest.importorskip("optax")  # the example's optimiser: the examples extra installs it
     result, out = run_example("variable_projection")
 
     true_k = np.sort(result["true_rates"])
