@@ -101,7 +101,7 @@ def test_upper_triangle_inf_is_ignored_with_hermitian():
     assert np.all(np.isnan(jaxpinv.pinv(a)))
 
 
-@pytest.mark.timeout(200)
+@pytest.mark.timeout(90)
 def test_inf_input_returns_instead_of_hanging():
     # numpy.linalg.pinv and jnp.linalg.pinv hang forever in LAPACK on this input
     # (4x3 float64 with one Inf); jaxpinv must return, all-NaN. Run in a
@@ -122,9 +122,8 @@ def test_inf_input_returns_instead_of_hanging():
         print("returned")
         """
     )
-    out = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=180
-    )
+    # It returns in ~7 s on 2 busy cores (import, five compiles); a hang fails at 60 s.
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert "returned" in out.stdout
 

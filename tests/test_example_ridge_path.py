@@ -21,11 +21,11 @@ def test_ridge_path_example(run_example):
     start = result["initial_val_mse"]
     zero = result["val_mse_at_zero"]
     best = result["grid_best_val_mse"]
-    # Well below the (almost undamped) start and plain pinv: measured 0.0141
-    # against 0.0288 for both, i.e. 0.49x; 0.7x leaves room without allowing
-    # a run that barely moved.
-    assert learned < 0.7 * start, (learned, start)
-    assert learned < 0.7 * zero, (learned, zero)
+    # The README's claim, at its precision: "the validation error halves against
+    # lambda = 0" (measured 0.0141 against 0.0288, 0.49x; the almost undamped
+    # start lambda = 1e-4 is as bad as lambda = 0).
+    assert learned <= 0.5 * start, (learned, start)
+    assert learned <= 0.5 * zero, (learned, zero)
     # Within a few % of the grid minimum. The learned lambda minimises the same
     # smooth function the grid samples, so up to convergence it is at or below
     # the grid point nearest its basin's minimum (measured 0.997x the fast

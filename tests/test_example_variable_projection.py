@@ -35,9 +35,13 @@ def test_variable_projection(run_example):
 
     true_k = np.sort(result["true_rates"])
     fit_k = np.sort(result["fitted_rates"])
-    # The claim: every rate within 1 % (the example gets ~0.2 % at worst over seeds).
-    np.testing.assert_array_less(np.abs(fit_k - true_k) / true_k, 0.01)
-    assert result["max_rel_rate_error"] < 0.01
+    # The README's claims, at the precision they are stated: "the rates come
+    # back to 0.2%" (measured 0.14% in fast mode) "in half the iterations of
+    # fitting c and k jointly" (measured 11 against 22; 7 against 16 to converge).
+    np.testing.assert_array_less(np.abs(fit_k - true_k) / true_k, 0.002)
+    assert result["max_rel_rate_error"] < 0.002
+    assert 2 * result["iterations"] <= result["joint_iterations"], result
+    assert 2 * result["iterations_to_converge"] <= result["joint_iterations_to_converge"], result
 
     # The loss fell by orders of magnitude (~7e4x) and stopped at the noise
     # floor 1/2 (m - 4) sigma^2: the residual is noise, not misfit. The ratio is
