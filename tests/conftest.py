@@ -66,6 +66,54 @@ def eps(dtype) -> float:
     return float(jnp.finfo(dtype).eps)
 
 
+def forward_tol(dtype, cond, n) -> float:
+    """Relative forward error allowed for an SVD-based pinv/lstsq of an ``n``-sized matrix.
+
+    A backward-stable SVD perturbs ``A`` by ``O(n eps |A|)``, which moves the
+    pseudo-inverse (or solution) of the kept part by ``O(n eps cond)``
+    relative; ``10`` is the margin constant, the same everywhere.
+    """
+    return 10 * n * eps(dtype) * cond
+
+
+def rel_err(x, ref) -> float:
+    """``max |x - ref| / max |ref|`` (elementwise max norm), in float64/complex128."""
+    ref = np.asarray(ref)
+    return float(np.max(np.abs(np.asarray(x) - ref)) / max(np.max(np.abs(ref)), 1e-300))
+
+
+def low_rank_factors(rng, batch, m, n, r, dtype):
+    """``(X, Y)`` with ``X Y^H`` an ``(*batch, m, n)`` matrix of rank ``r`` (cond of each factor 3).
+
+    Differentiating through the factors keeps the rank fixed, so central
+    differences are a valid reference at rank-deficient points too.
+    """
+    x = random_matrix(rng, batch + (m, r), dtype, cond=3.0)
+    y = random_matrix(rng, batch + (n, r), dtype, cond=3.0)
+    return jnp.asarray(x), jnp.asarray(y)
+
+
+def product(x, y):
+    """``X Y^H`` over the last two axes."""
+    return x @ jnp.conj(jnp.swapaxes(y, -1, -2))
+
+
+def special_matrices() -> dict[str, np.ndarray]:
+    """Points where the SVD-based derivative rule divides by zero (gaps, zeros)."""
+    rng = np.random.default_rng(6)
+    q, _ = np.linalg.qr(rng.standard_normal((5, 5)))
+    u = rng.standard_normal((30, 1))
+    return {
+        "zero": np.zeros((4, 3)),
+        "identity": np.eye(4),
+        "orthogonal": q,
+        "repeated": np.diag([2.0, 2.0, 1.0, 1.0]) @ q[:4, :4],
+        "repeated_deficient": np.diag([3.0, 3.0, 0.0]),
+        "rank1_30x30": u @ u.T,
+        "wide_repeated": np.eye(3, 5),
+    }
+
+
 def check_grads_per_entry(f, args, order, tol):
     """``jax.test_util.check_grads`` fwd+rev with ``tol`` meaning per entry.
 

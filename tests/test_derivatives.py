@@ -20,19 +20,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import check_grads_per_entry as check, random_matrix
+from conftest import check_grads_per_entry as check
+from conftest import low_rank_factors as factors
+from conftest import product, random_matrix, special_matrices
 
 import jaxpinv
-
-
-def factors(rng, batch, m, n, r, dtype):
-    x = random_matrix(rng, batch + (m, r), dtype, cond=3.0)
-    y = random_matrix(rng, batch + (n, r), dtype, cond=3.0)
-    return jnp.asarray(x), jnp.asarray(y)
-
-
-def product(x, y):
-    return x @ jnp.conj(jnp.swapaxes(y, -1, -2))
 
 
 CASES = [
@@ -121,21 +113,6 @@ def test_hermitian_derivative_is_that_of_the_lower_triangle_function(dtype):
     if np.iscomplexobj(a):
         # The imaginary part of the diagonal is not read: its gradient is zero.
         np.testing.assert_array_equal(np.imag(np.diag(np.asarray(g))), 0)
-
-
-def special_matrices():
-    rng = np.random.default_rng(6)
-    q, _ = np.linalg.qr(rng.standard_normal((5, 5)))
-    u = rng.standard_normal((30, 1))
-    return {
-        "zero": np.zeros((4, 3)),
-        "identity": np.eye(4),
-        "orthogonal": q,
-        "repeated": np.diag([2.0, 2.0, 1.0, 1.0]) @ q[:4, :4],
-        "repeated_deficient": np.diag([3.0, 3.0, 0.0]),
-        "rank1_30x30": u @ u.T,
-        "wide_repeated": np.eye(3, 5),
-    }
 
 
 @pytest.mark.parametrize(

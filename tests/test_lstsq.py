@@ -11,7 +11,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import check_grads_per_entry as check, eps, random_matrix
+from conftest import check_grads_per_entry as check
+from conftest import eps, forward_tol, random_matrix
 
 import jaxpinv
 
@@ -47,7 +48,7 @@ def test_matches_numpy_lstsq(a_shape, rank, b_shape, dtype):
     if vector:
         ref = ref[..., 0]
     assert x.shape == ref.shape and x.dtype == dtype
-    tol = 10 * max(a_shape[-2:]) * eps(dtype) * 10
+    tol = forward_tol(dtype, 10.0, max(a_shape[-2:]))  # cond 10
     assert np.abs(x - ref).max() <= tol * max(np.abs(ref).max(), 1)
 
 
@@ -385,7 +386,7 @@ def test_tolerances_match_numpy_with_the_same_cutoff(kind, dtype):
         ref, _, rank_np, _ = np.linalg.lstsq(a64, b[i].astype(np.complex128), rcond=rcond)
         assert rank_np == ranks[i]
         # backward-stable solve: relative error ~ n eps / s_min(kept), s_min >= 1e-3
-        tol = 10 * 6 * float(np.finfo(dtype).eps) * 10.0 ** (ranks[i] - 1 + (ranks[i] == 3))
+        tol = forward_tol(dtype, 10.0 ** (ranks[i] - 1 + (ranks[i] == 3)), 6)
         scale = np.abs(ref).max()
         np.testing.assert_allclose(np.asarray(x[i], np.complex128), ref, rtol=0, atol=tol * scale)
         np.testing.assert_allclose(np.asarray(x2[i], np.complex128), ref, rtol=0, atol=tol * scale)
@@ -410,5 +411,5 @@ def test_float32_jvp_matches_float64_finite_differences(shape):
     f32 = np.float32
     _, t = jax.jvp(jaxpinv.lstsq, (a.astype(f32), b.astype(f32)), (da.astype(f32), db.astype(f32)))
     assert t.dtype == jnp.float32
-    tol = 10 * max(shape) * eps(f32) * 9
+    tol = forward_tol(f32, 9.0, max(shape))  # cond^2 = 9
     np.testing.assert_allclose(np.asarray(t, np.float64), fd, rtol=0, atol=tol * np.abs(fd).max())

@@ -2,7 +2,7 @@
 
 Tolerances: for a matrix with kept-part condition number ``kappa`` the forward
 error of an SVD-based pinv is ``O(kappa * eps)`` relative to ``|P|``; the
-``tol`` helper states the constant.
+``tol`` helper (conftest's ``forward_tol``) states the constant.
 """
 
 from __future__ import annotations
@@ -11,19 +11,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import eps, random_matrix
+from conftest import eps, random_matrix, rel_err
+from conftest import forward_tol as tol
 
 import jaxpinv
-
-
-def tol(dtype, cond, n):
-    # Backward-stable SVD: relative error <= c * n * eps * cond, c = 10 for margin.
-    return 10 * n * eps(dtype) * cond
-
-
-def rel_err(x, ref):
-    ref = np.asarray(ref)
-    return np.max(np.abs(np.asarray(x) - ref)) / max(np.max(np.abs(ref)), 1e-300)
 
 
 SHAPES = [(5, 3), (3, 5), (4, 4), (1, 1), (1, 6), (6, 1), (2, 6, 3), (2, 3, 4, 2)]
