@@ -27,7 +27,11 @@ def matrix_dtypes(fname: str, argname: str, a: Any, min_ndim: int = 2) -> tuple[
     compute_dtype, out_dtype = dtypes(fname, argname, _dtype_of(fname, argname, a))
     arr = jnp.asarray(a)
     if arr.ndim < min_ndim:
-        what = "a matrix or a batch of matrices of shape (*, m, n)" if min_ndim == 2 else "an array"
+        what = (
+            "a matrix or a batch of matrices of shape (*, m, n)"
+            if min_ndim == 2
+            else "a vector of shape (m,) or right-hand sides of shape (*, m, k)"
+        )
         raise ValueError(
             f"{fname}: argument '{argname}' must have at least {min_ndim} dimension"
             f"{'s' if min_ndim > 1 else ''}, {what}; got shape {arr.shape}."

@@ -17,7 +17,8 @@ import jaxpinv
 @pytest.mark.parametrize(
     "call,exc,words",
     [
-        (lambda: jaxpinv.pinv(jnp.ones(3)), ValueError, ["pinv", "'a'", "at least 2 dimensions", "(3,)"]),
+        (lambda: jaxpinv.pinv(jnp.ones(3)), ValueError, ["pinv", "'a'", "at least 2 dimensions", "(3,)", "a matrix or a batch of matrices"]),
+        (lambda: jaxpinv.lstsq(jnp.eye(2), jnp.float32(1)), ValueError, ["lstsq", "'b'", "at least 1 dimension,", "a vector", "()"]),
         (lambda: jaxpinv.pinv(jnp.float32(1)), ValueError, ["pinv", "'a'", "()"]),
         (lambda: jaxpinv.matrix_rank(jnp.ones(3)), ValueError, ["matrix_rank", "'a'"]),
         (lambda: jaxpinv.pinverse(jnp.ones(3)), ValueError, ["pinverse", "'input'"]),

@@ -99,6 +99,22 @@ def test_default_rtol_is_max_m_n_eps_and_zero_when_atol_positive():
     assert int(jaxpinv.matrix_rank(a32)) == 2
 
 
+@pytest.mark.parametrize("traced", [False, True])
+def test_zero_atol_keeps_the_default_rtol_traced_or_not(traced):
+    # torch's rule: rtol defaults to max(m, n) eps unless atol > 0, so atol = 0
+    # (or a zero entry of an array atol) counts as absent. A host atol decides it
+    # on the host, a traced one inside the program: both must agree.
+    # s = [1, 5 eps, 2 eps] (exact in float32): default cutoff 3 eps keeps two.
+    e = eps(np.float32)
+    a = jnp.asarray(diag_matrix([1.0, 5 * e, 2 * e]), jnp.float32)
+    rank = jax.jit(jaxpinv.matrix_rank) if traced else jaxpinv.matrix_rank
+    pinv = jax.jit(jaxpinv.pinv) if traced else jaxpinv.pinv
+    assert int(rank(a, atol=0.0)) == 2
+    assert int(rank(a, atol=1.5 * e)) == 3  # atol > 0: rtol 0, the cutoff is atol
+    np.testing.assert_array_equal(rank(a, atol=np.array([0.0, 1.5 * e], np.float32)), [2, 3])
+    np.testing.assert_allclose(np.diag(pinv(a, atol=0.0)), [1.0, 1 / (5 * e), 0.0], rtol=1e-6)
+
+
 def test_array_tolerances_broadcast_with_batch_and_enlarge_output():
     s = np.array([[2.0, 1.0, 0.5], [4.0, 1.0, 0.1]])  # batch of 2
     a = diag_matrix(s)
