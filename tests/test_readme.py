@@ -80,7 +80,8 @@ def test_declared_floors_are_the_versions_ci_tests():
     ci = (root / ".ci" / "run").read_text()
     assert "-m venv" in ci and "3.10" in ci
     tests = README.read_text().split("## Tests", 1)[1]
-    for command in ("python -m pytest -n auto", "pytest -n auto -m \"not slow\"", "floor-constraints.txt",
+    for command in ('python -m pytest -n auto -m "not slow"', "python -m pytest -n auto -m slow",
+                    "floor-constraints.txt",
                     'JAXPINV_TEST_X64=0 python -m pytest -n auto -m "not x64 and not slow"'):
         assert command in tests, command
         assert command.split("python ")[-1] in ci, command
