@@ -26,5 +26,5 @@ cosmic-ray init "tools/mutation/$group.toml" session.sqlite
 python tools/mutation/choose.py session.sqlite "${functions[@]}" ${sample:+--sample "$sample"}
 cosmic-ray exec "tools/mutation/$group.toml" session.sqlite
 cr-report --show-pending session.sqlite | tail -n 5
-cr-report --surviving-only session.sqlite > "$root/mutation-$group-survivors.txt" || true
-echo "survivors: $root/mutation-$group-survivors.txt (session: $work/session.sqlite)"
+cr-report --surviving-only session.sqlite > survivors.txt || true
+echo "survivors: $work/survivors.txt (session: $work/session.sqlite)"
