@@ -200,7 +200,7 @@ def _lstsq_impl(a: jax.Array, b: jax.Array, atol: Any, rtol: Any, full: bool) ->
         res = jnp.sum(jnp.abs(b) ** 2, axis=-2).astype(real)
         return x, res, jnp.zeros(batch, jnp.int32), jnp.zeros(batch + (0,), real)
     if k == 0:  # no right-hand side: a's rank and singular values all the same
-        _, _, rank, _, s = _pinv_core(lax.stop_gradient(a), atol, rtol, False)
+        _, _, rank, _, s = _pinv_core(lax.stop_gradient(a), atol, rtol, False, False)
         return jnp.zeros(batch + (n, 0), out_dtype), jnp.zeros(batch + (0,), real), rank.astype(jnp.int32), s.astype(real)
     x, rank, s = _lstsq_core(a, b, atol, rtol)
     if not full:
@@ -258,7 +258,7 @@ def _lstsq_core_jvp(primals: tuple[jax.Array, ...], tangents: tuple[Any, ...]) -
     m, n = a.shape[-2:]
     # P from pinv's own custom_jvp keeps higher derivatives stable; x = P b is
     # then differentiable through it.
-    p, _, rank, scale, values = _pinv_core(a, atol, rtol, False)
+    p, _, rank, scale, values = _pinv_core(a, atol, rtol, False, False)
     # As in the forward: a non-finite right-hand side makes that solution NaN.
     bad_b = _bad_rhs(b)[..., None, None]
     b = jnp.where(bad_b, jnp.zeros((), b.dtype), b)

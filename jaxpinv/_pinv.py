@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxpinv import _tolerance, _validate
+from jaxpinv import _fast, _tolerance, _validate
 from jaxpinv._batching import all_true
 
 ArrayLike = Any  # jax.typing.ArrayLike, kept loose for NumPy arrays and lists
@@ -60,6 +60,7 @@ def pinv(
     atol: Tolerance = None,
     rtol: Tolerance = None,
     hermitian: bool = False,
+    method: str = "auto",
 ) -> jax.Array:
     r"""Moore–Penrose pseudo-inverse of a matrix or a batch of matrices.
 
@@ -95,6 +96,14 @@ def pinv(
       ``|eigenvalues|`` play the part of singular values. The derivative is
       that of exactly this function: it is zero with respect to the upper
       triangle.
+    - `method`: ``"auto"`` (default) or ``"svd"``. The result is defined by
+      the SVD; ``"auto"`` computes it from a cheaper factorization (LU,
+      Cholesky, QR) when every matrix of the batch is clearly of full rank
+      (its smallest singular value estimated above 8 times the cutoff), which
+      gives the same result up to rounding at a fraction of the cost.
+      ``"svd"`` always runs the SVD (for bit-level comparison with
+      ``torch.linalg.pinv`` or ``jnp.linalg.pinv``). See the README,
+      "Which path runs".
 
     **Returns:**
 
@@ -108,7 +117,8 @@ def pinv(
 
     - `TypeError`: `a` is not numeric; a tolerance is complex or not numeric;
       `hermitian` is not a Python bool.
-    - `ValueError`: ``a.ndim < 2``; ``hermitian=True`` with non-square
+    - `ValueError`: `method` is not ``"auto"`` or ``"svd"``; ``a.ndim < 2``;
+      ``hermitian=True`` with non-square
       matrices; a tolerance known at trace time is negative or NaN (traced
       negative tolerances are treated as 0); the tolerances do not broadcast
       against the batch shape.
@@ -138,11 +148,12 @@ def pinv(
     [[-1.0, -1.0], [-1.0, -1.0]]
     """
     fname = "pinv"
+    fast = _validate.method(fname, method)
     arr, hermitian, atol, rtol = _check(fname, a, atol, rtol, hermitian)
-    return _pinv_impl(arr, atol, rtol, hermitian)
+    return _pinv_impl(arr, atol, rtol, hermitian, fast)
 
 
-def pinverse(input: ArrayLike, rcond: float = 1e-15) -> jax.Array:
+def pinverse(input: ArrayLike, rcond: float = 1e-15, *, method: str = "auto") -> jax.Array:
     r"""``torch.pinverse``: the pseudo-inverse with a relative cutoff ``rcond``.
 
     Exactly ``pinv(input, rtol=rcond)``: singular values ``s_i > rcond * s_0``
@@ -159,6 +170,7 @@ def pinverse(input: ArrayLike, rcond: float = 1e-15) -> jax.Array:
     - `input`: array of shape ``(*, m, n)``, as for :func:`pinv`.
     - `rcond`: the relative tolerance, a non-negative Python number or a real
       array broadcasting against the batch shape.
+    - `method`: ``"auto"`` or ``"svd"``, as for :func:`pinv`.
 
     **Returns:**
 
@@ -175,8 +187,9 @@ def pinverse(input: ArrayLike, rcond: float = 1e-15) -> jax.Array:
     [[0.5, 0.0], [0.0, 0.0]]
     """
     fname = "pinverse"
+    fast = _validate.method(fname, method)
     arr, _, _, rcond = _check(fname, input, None, rcond, False, names=("input", "rcond"))
-    return _pinv_impl(arr, None, rcond, False)
+    return _pinv_impl(arr, None, rcond, False, fast)
 
 
 def matrix_rank(
@@ -263,12 +276,12 @@ def _prepare(
     return a, atol_b, rtol_b, out_dtype
 
 
-@partial(jax.jit, static_argnames=("hermitian",))
-def _pinv_impl(a: jax.Array, atol: Any, rtol: Any, hermitian: bool) -> jax.Array:
+@partial(jax.jit, static_argnames=("hermitian", "fast"))
+def _pinv_impl(a: jax.Array, atol: Any, rtol: Any, hermitian: bool, fast: bool = True) -> jax.Array:
     a, atol, rtol, out_dtype = _prepare(a, atol, rtol, hermitian)
     if a.size == 0:
         return jnp.zeros(a.shape[:-2] + a.shape[-2:][::-1], out_dtype)
-    return _pinv_core(a, atol, rtol, hermitian)[0].astype(out_dtype)
+    return _pinv_core(a, atol, rtol, hermitian, fast)[0].astype(out_dtype)
 
 
 @partial(jax.jit, static_argnames=("hermitian",))
@@ -281,6 +294,13 @@ def _rank_impl(a: jax.Array, atol: Any, rtol: Any, hermitian: bool) -> jax.Array
     # with the cutoff could be counted by one and dropped by the other.
     _, keep, bad, _ = _decompose(a, atol, rtol, hermitian)
     return _rank(keep, bad)
+
+
+@partial(jax.jit, static_argnames=("hermitian",))
+def _fast_path_taken(a: jax.Array, atol: Any = None, rtol: Any = None, hermitian: bool = False) -> jax.Array:
+    """Would ``pinv(a, atol=atol, rtol=rtol, hermitian=hermitian)`` take the fast path? (tests, benchmarks)"""
+    a, atol, rtol, _ = _prepare(a, atol, rtol, hermitian)
+    return all_true(_fast_outputs(a, atol, rtol, hermitian)[0])
 
 
 def _rank(keep: jax.Array, bad: jax.Array) -> jax.Array:
@@ -370,10 +390,54 @@ def _decompose(
 # --------------------------------------------------------------------------- #
 
 
-@partial(jax.custom_jvp, nondiff_argnums=(3,))
-def _pinv_core(
-    a: jax.Array, atol: jax.Array, rtol: jax.Array, hermitian: bool
-) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array, jax.Array]:
+Outputs = tuple[jax.Array, jax.Array, jax.Array, jax.Array, jax.Array]
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(3, 4))
+def _pinv_core(a: jax.Array, atol: jax.Array, rtol: jax.Array, hermitian: bool, fast: bool) -> Outputs:
+    """``(pinv(a), gram, rank, scale, values)`` of a non-empty batch ``a``; see :func:`_svd_outputs`.
+
+    With ``fast``, the full-rank fast path (:mod:`jaxpinv._fast`) computes
+    them when the whole batch qualifies (``values`` are then NaN: unknown
+    without the SVD), else the SVD does. The decision is one batch-level
+    ``cond`` (unbatched under ``vmap``, see :mod:`jaxpinv._batching`).
+    """
+    if not fast:
+        return _svd_outputs(a, atol, rtol, hermitian)
+    ok, out = _fast_outputs(a, atol, rtol, hermitian)
+    return lax.cond(all_true(ok), lambda: out, lambda: _svd_outputs(a, atol, rtol, hermitian))
+
+
+def _fast_outputs(a: jax.Array, atol: jax.Array, rtol: jax.Array, hermitian: bool) -> tuple[jax.Array, Outputs]:
+    """``(ok, outputs)``: the fast path's candidate for :func:`_pinv_core` and whether it may stand.
+
+    A non-finite matrix is replaced by the identity before any factorization
+    (as the SVD path replaces it by zeros) and gets the same NaN result and
+    rank -1 as there; it does not hold the batch back from the fast path.
+    """
+    m, n = a.shape[-2:]
+    bad = ~jnp.isfinite(jnp.max(jnp.abs(a), axis=(-2, -1)))
+    a = jnp.where(bad[..., None, None], jnp.eye(m, n, dtype=a.dtype), a)
+    x, big, small = _fast.candidate(a, hermitian)
+    s_hi = _fast.norm2_estimate(big)
+    s_lo = 1 / _fast.norm2_estimate(small)
+    real = jnp.finfo(a.dtype).dtype
+    ok = _fast.decide(s_hi, s_lo, atol, rtol, max(m, n), float(jnp.finfo(real).eps))
+    ok = (ok & jnp.all(jnp.isfinite(x), axis=(-2, -1))) | bad
+    p = jnp.where(bad[..., None, None], jnp.nan, x)
+    scale = jnp.where((s_hi > 0) & jnp.isfinite(s_hi), s_hi, 1).astype(a.dtype)[..., None, None]
+    if hermitian or m == n:
+        gram = jnp.zeros(a.shape[:-2] + (0, 0), a.dtype)
+    else:  # (A^H A)^-1 (tall) or (A A^H)^-1 (wide) is R^-1 R^-H, times c^2
+        cr = small * scale
+        gram = _mm_h(cr, cr)
+    k = min(m, n)
+    rank = jnp.where(bad, -1, k).astype(real)
+    values = jnp.full(a.shape[:-2] + (k,), jnp.nan, real)
+    return ok, (p, gram, rank, scale, values)
+
+
+def _svd_outputs(a: jax.Array, atol: jax.Array, rtol: jax.Array, hermitian: bool) -> Outputs:
     """``(pinv(a), gram, rank, scale, values)`` of a non-empty batch ``a`` (Hermitian already formed if ``hermitian``).
 
     ``scale`` is ``c``, the largest singular value (``|eigenvalue|``) of each
@@ -418,13 +482,13 @@ def _pinv_core(
 
 @_pinv_core.defjvp
 def _pinv_core_jvp(
-    hermitian: bool, primals: tuple[jax.Array, ...], tangents: tuple[jax.Array, ...]
+    hermitian: bool, fast: bool, primals: tuple[jax.Array, ...], tangents: tuple[jax.Array, ...]
 ) -> tuple[tuple[jax.Array, ...], tuple[Any, ...]]:
     a, atol, rtol = primals
     da = tangents[0]  # the tolerances' tangents are ignored: not differentiable
     # Calling the custom_jvp function itself (not the factors) keeps every
     # derivative of this rule on stable ground: P's own derivative is this rule.
-    out = p, gram, rank, scale, values = _pinv_core(a, atol, rtol, hermitian)
+    out = p, gram, rank, scale, values = _pinv_core(a, atol, rtol, hermitian, fast)
     dp = _pinv_tangent(a, p, gram, rank, scale, da, hermitian)
     m, n = a.shape[-2:]
     if gram.size == 0:

@@ -102,6 +102,13 @@ def square(fname: str, argname: str, a: jax.Array) -> None:
         )
 
 
+def method(fname: str, value: Any) -> bool:
+    """Check ``method`` (``"auto"`` or ``"svd"``); return whether the fast path is allowed."""
+    if isinstance(value, str) and value in ("auto", "svd"):
+        return value == "auto"
+    raise ValueError(f"{fname}: argument 'method' must be 'auto' or 'svd'; got {value!r}.")
+
+
 def static_bool(fname: str, argname: str, value: Any) -> bool:
     """Require a Python bool (it selects the algorithm, so it cannot be traced)."""
     if isinstance(value, (bool, np.bool_)):

@@ -1,0 +1,235 @@
+"""The full-rank fast path (``method="auto"``): taken when it should be, never near the cutoff.
+
+``pinv`` is defined by the SVD; the fast path (LU, Cholesky, QR) may compute
+it only where the SVD keeps every singular value. ``_fast_path_taken`` reports
+the batch's decision. References: NumPy in float64, ``method="svd"`` (the SVD
+path itself, which the fast path must agree with in its decision), and
+``matrix_rank`` (which always runs the SVD).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import check_grads_per_entry, eps, forward_tol, random_matrix, rel_err
+
+import jaxpinv
+from jaxpinv._pinv import _fast_path_taken
+
+def _hermitian(rng, n, dtype, eigenvalues):
+    """``Q diag(eigenvalues) Q^H`` with a random unitary ``Q``."""
+    q = random_matrix(rng, (n, n), np.complex128 if np.iscomplexobj(np.zeros((), dtype)) else np.float64, cond=1.0)
+    return ((q * np.asarray(eigenvalues)) @ np.conj(q.T)).astype(dtype)
+
+
+def _with_values(rng, m, n, dtype, values):
+    """``U diag(values) V^H`` with random orthonormal ``U``, ``V``."""
+    complex_ = np.iscomplexobj(np.zeros((), dtype))
+    base = np.complex128 if complex_ else np.float64
+    k = min(m, n)
+    u = random_matrix(rng, (m, k), base, cond=1.0)
+    v = random_matrix(rng, (n, k), base, cond=1.0)
+    u, _ = np.linalg.qr(u)
+    v, _ = np.linalg.qr(v)
+    return ((u * np.asarray(values)) @ np.conj(v.T)).astype(dtype)
+
+
+# --------------------------------------------------------------------------- #
+# Taken where it should be
+# --------------------------------------------------------------------------- #
+
+X64 = pytest.mark.x64  # float64 inputs or references (see conftest)
+
+FULL_RANK = [
+    ((6, 6), np.float32, False),
+    pytest.param((3, 8, 8), np.float64, False, marks=X64),
+    ((5, 5), np.complex64, False),
+    pytest.param((2, 7, 7), np.complex128, False, marks=X64),
+    ((9, 4), np.float32, False),  # tall: QR
+    pytest.param((2, 4, 9), np.complex128, False, marks=X64),  # wide: LQ
+    pytest.param((7, 5), np.float64, False, marks=X64),  # m < 2n: QR too
+]
+
+
+@pytest.mark.parametrize("shape,dtype,hermitian", FULL_RANK)
+def test_fast_path_taken_at_full_rank_and_as_accurate_as_the_svd(shape, dtype, hermitian):
+    rng = np.random.default_rng(sum(shape))
+    a = random_matrix(rng, shape, dtype, cond=100.0)
+    assert bool(_fast_path_taken(a))
+    p = jaxpinv.pinv(a)
+    ref = np.linalg.pinv(a.astype(np.complex128))
+    # Both paths are backward stable: 10 n eps cond (conftest.forward_tol).
+    assert rel_err(p, ref) < forward_tol(dtype, 100.0, max(shape[-2:]))
+    assert rel_err(jaxpinv.pinv(a, method="svd"), ref) < forward_tol(dtype, 100.0, max(shape[-2:]))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, pytest.param(np.complex128, marks=X64)])
+@pytest.mark.parametrize("definite", [True, False])
+def test_fast_path_taken_for_hermitian_definite_and_indefinite(dtype, definite):
+    rng = np.random.default_rng(3)
+    lam = np.logspace(0, -2, 6) * (1 if definite else np.array([1, -1, 1, -1, 1, -1]))
+    a = _hermitian(rng, 6, dtype, lam)
+    assert bool(_fast_path_taken(a, hermitian=True))
+    ref = np.linalg.pinv(a.astype(np.complex128), hermitian=True)
+    assert rel_err(jaxpinv.pinv(a, hermitian=True), ref) < forward_tol(dtype, 100.0, 6)
+
+
+@X64
+@pytest.mark.parametrize("shape", [(6, 6), (9, 4), (4, 9)])
+def test_svd_path_for_rank_deficient_and_non_finite_only_matrices(shape):
+    rng = np.random.default_rng(4)
+    k = min(shape)
+    a = random_matrix(rng, (3,) + shape, np.float64, rank=k - 1, cond=10.0)
+    assert not bool(_fast_path_taken(a))
+    ok = random_matrix(rng, (3,) + shape, np.float64, cond=10.0)
+    assert bool(_fast_path_taken(ok))
+    mixed = ok.copy()
+    mixed[1] = a[1]  # one deficient member sends the whole batch to the SVD
+    assert not bool(_fast_path_taken(mixed))
+    bad = ok.copy()
+    bad[2, 0, 0] = np.nan  # a non-finite member does not: it is NaN on either path
+    assert bool(_fast_path_taken(bad))
+    p = np.asarray(jaxpinv.pinv(bad))
+    assert np.isnan(p[2]).all()
+    np.testing.assert_allclose(p[:2], np.linalg.pinv(ok[:2]), rtol=0, atol=forward_tol(np.float64, 10.0, max(shape)))
+
+
+@X64
+def test_the_zero_matrix_and_a_zero_column_take_the_svd_path():
+    assert not bool(_fast_path_taken(np.zeros((4, 4))))
+    a = np.eye(5, 3)
+    a[:, 1] = 0
+    assert not bool(_fast_path_taken(a))
+    np.testing.assert_array_equal(jaxpinv.pinv(a), np.linalg.pinv(a))
+
+
+# --------------------------------------------------------------------------- #
+# Near the cutoff: the SVD decides
+# --------------------------------------------------------------------------- #
+
+FACTORS = [0.5, 0.9, 0.99, 1.01, 1.1, 2.0, 8.0]
+
+
+def _near_cutoff_cases():
+    for tol in ("default", "atol", "rtol"):
+        for dtype in (np.float32, np.complex128):
+            for cluster in (1, 3):
+                yield pytest.param(tol, dtype, cluster, marks=X64) if dtype == np.complex128 else (tol, dtype, cluster)
+
+
+@pytest.mark.parametrize("tol,dtype,cluster", list(_near_cutoff_cases()))
+def test_near_cutoff_matrices_get_the_svds_decision(tol, dtype, cluster):
+    # Smallest singular value(s) at FACTORS times the cutoff (one, or a cluster
+    # of three), each in its own batch member, plus well-conditioned members.
+    rng = np.random.default_rng(5)
+    m, n = 8, 8
+    k = min(m, n)
+    real = np.finfo(dtype).dtype
+    kwargs, cutoff = {}, None
+    if tol == "default":
+        cutoff = max(m, n) * float(np.finfo(real).eps)  # sigma_max = 1
+    elif tol == "atol":
+        cutoff = 1e-3
+        kwargs = {"atol": cutoff}
+    else:
+        cutoff = 1e-2
+        kwargs = {"rtol": cutoff}
+    for factor in FACTORS:
+        values = np.logspace(0, -1, k)
+        values[k - cluster :] = factor * cutoff
+        a = _with_values(rng, m, n, dtype, values)
+        taken = bool(_fast_path_taken(a, **kwargs))
+        svd_rank = int(jaxpinv.matrix_rank(a, **kwargs))
+        auto = np.asarray(jaxpinv.pinv(a, **kwargs))
+        svd = np.asarray(jaxpinv.pinv(a, method="svd", **kwargs))
+        if factor <= 2.0:
+            # Within 2x of the cutoff the estimates (within 1.3x each) cannot
+            # clear the margin of 8: always the SVD, so the very same result.
+            assert not taken, (tol, dtype, cluster, factor)
+            np.testing.assert_array_equal(auto, svd)
+        if taken:
+            # Only where the SVD keeps everything, and then the same pinv up to
+            # rounding (condition <= 1 / (8 cutoff)).
+            assert svd_rank == k, (tol, dtype, cluster, factor)
+            cond = 1 / (factor * cutoff)
+            assert rel_err(auto, svd) < forward_tol(dtype, cond, k), (tol, dtype, cluster, factor)
+        # Mixed with well-conditioned matrices, the batch follows the same rule.
+        batch = np.stack([_with_values(rng, m, n, dtype, np.logspace(0, -1, k)), a])
+        assert bool(_fast_path_taken(batch, **kwargs)) == taken
+        np.testing.assert_array_equal(jaxpinv.matrix_rank(batch, **kwargs), [k, svd_rank])
+
+
+@X64
+@pytest.mark.parametrize("factor", FACTORS)
+def test_near_cutoff_hermitian(factor):
+    rng = np.random.default_rng(6)
+    n = 6
+    cutoff = n * eps(np.float64)
+    lam = np.array([1.0, -0.5, 0.3, -0.2, 0.1, -factor * cutoff])
+    a = _hermitian(rng, n, np.float64, lam)
+    taken = bool(_fast_path_taken(a, hermitian=True))
+    rank = int(jaxpinv.matrix_rank(a, hermitian=True))
+    if factor <= 2.0:
+        assert not taken
+        np.testing.assert_array_equal(jaxpinv.pinv(a, hermitian=True), jaxpinv.pinv(a, hermitian=True, method="svd"))
+    if taken:
+        assert rank == n
+
+
+# --------------------------------------------------------------------------- #
+# The opt-out, derivatives, vmap
+# --------------------------------------------------------------------------- #
+
+
+def _primitive_names(f, *args):
+    names = set()
+
+    def walk(jaxpr):
+        for eqn in jaxpr.eqns:
+            names.add(eqn.primitive.name)
+            for param in eqn.params.values():
+                for sub in param if isinstance(param, (tuple, list)) else (param,):
+                    inner = getattr(sub, "jaxpr", sub)
+                    if hasattr(inner, "eqns"):
+                        walk(inner)
+
+    walk(jax.make_jaxpr(f)(*args).jaxpr)
+    return names
+
+
+def test_method_svd_runs_no_other_factorization():
+    a = jnp.asarray(random_matrix(np.random.default_rng(7), (5, 5), np.float32))
+    auto = _primitive_names(jaxpinv.pinv, a)
+    svd = _primitive_names(lambda a: jaxpinv.pinv(a, method="svd"), a)
+    assert "lu" in auto and "svd" in auto
+    assert "lu" not in svd and "cholesky" not in svd and "svd" in svd
+    assert "cholesky" in _primitive_names(lambda a: jaxpinv.pinv(a @ a.T, hermitian=True), a)
+    assert "lu" not in _primitive_names(lambda a: jaxpinv.pinverse(a, method="svd"), a)
+    with pytest.raises(ValueError, match="pinv: argument 'method' must be 'auto' or 'svd'"):
+        jaxpinv.pinv(a, method="lu")
+
+
+@X64
+@pytest.mark.parametrize("shape", [(4, 4), (6, 3), (3, 6)])
+def test_derivatives_on_the_fast_path_match_finite_differences(shape):
+    rng = np.random.default_rng(8)
+    a = jnp.asarray(random_matrix(rng, shape, np.float64, cond=5.0))
+    assert bool(_fast_path_taken(a))
+    check_grads_per_entry(jaxpinv.pinv, (a,), order=2, tol=1e-5)
+    # ... and equal the SVD path's derivative.
+    c = jnp.asarray(rng.standard_normal(shape[::-1]))
+    g = jax.grad(lambda a: jnp.sum(jaxpinv.pinv(a) * c))(a)
+    g_svd = jax.grad(lambda a: jnp.sum(jaxpinv.pinv(a, method="svd") * c))(a)
+    np.testing.assert_allclose(g, g_svd, rtol=1e-10, atol=1e-12)
+
+
+@X64
+def test_vmap_of_the_per_matrix_function_takes_the_same_path():
+    rng = np.random.default_rng(9)
+    a = jnp.asarray(random_matrix(rng, (4, 5, 5), np.float64, cond=10.0))
+    np.testing.assert_allclose(jax.vmap(jaxpinv.pinv)(a), jaxpinv.pinv(a), rtol=1e-12, atol=1e-12)
+    g = jax.grad(lambda a: jnp.sum(jax.vmap(jaxpinv.pinv)(a) ** 2))(a)
+    g_ref = jax.grad(lambda a: jnp.sum(jaxpinv.pinv(a, method="svd") ** 2))(a)
+    np.testing.assert_allclose(g, g_ref, rtol=1e-9, atol=1e-10)
