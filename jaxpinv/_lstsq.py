@@ -224,8 +224,8 @@ def _hmv(x: jax.Array, v: jax.Array) -> jax.Array:
 
 
 def _bad_rhs(b: jax.Array) -> jax.Array:
-    """Per matrix: does the right-hand side hold NaN or Inf? (One reduction, as in ``_decompose``.)"""
-    return ~jnp.isfinite(jnp.max(jnp.abs(b), axis=(-2, -1)))
+    """Per matrix: does the right-hand side hold NaN or Inf? (One and-reduction, as in ``_decompose``.)"""
+    return ~jnp.all(jnp.isfinite(b), axis=(-2, -1))
 
 
 @jax.custom_jvp

@@ -359,10 +359,10 @@ def _decompose(
     Non-finite matrices are replaced by zeros *before* the decomposition:
     LAPACK's SVD can loop forever on a matrix holding Inf.
     """
-    # Not finite iff some entry is Inf or NaN (XLA's max propagates NaN): one
-    # fused reduction of a single operand (sum(a * 0) also materialised the
-    # broadcast zeros, one more kernel to compile).
-    bad = ~jnp.isfinite(jnp.max(jnp.abs(a), axis=(-2, -1)))
+    # Not finite iff some entry is Inf or NaN: one fused and-reduction. (Not
+    # isfinite(max |a|): XLA's CPU max-reduction drops NaN for n >= 64, so a
+    # NaN matrix was caught only later, by its NaN singular values.)
+    bad = ~jnp.all(jnp.isfinite(a), axis=(-2, -1))
     a = jnp.where(bad[..., None, None], jnp.zeros((), a.dtype), a)
     m, n = a.shape[-2:]
     factors: Factors
