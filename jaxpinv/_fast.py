@@ -121,7 +121,7 @@ def candidate(a: jax.Array, hermitian: bool) -> tuple[jax.Array, jax.Array, jax.
     if m == n:
         if hermitian:
             low = jnp.linalg.cholesky(a)  # NaN where not positive definite
-            definite = all_true(jnp.isfinite(jnp.max(jnp.abs(low), axis=(-2, -1))))
+            definite = all_true(jnp.all(jnp.isfinite(low), axis=(-2, -1)))
             x = lax.cond(definite, _cholesky_inverse, lambda _: jnp.linalg.inv(a), low)
         else:
             x = jnp.linalg.inv(a)

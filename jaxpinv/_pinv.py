@@ -416,7 +416,7 @@ def _fast_outputs(a: jax.Array, atol: jax.Array, rtol: jax.Array, hermitian: boo
     rank -1 as there; it does not hold the batch back from the fast path.
     """
     m, n = a.shape[-2:]
-    bad = ~jnp.isfinite(jnp.max(jnp.abs(a), axis=(-2, -1)))
+    bad = ~jnp.all(jnp.isfinite(a), axis=(-2, -1))
     a = jnp.where(bad[..., None, None], jnp.eye(m, n, dtype=a.dtype), a)
     x, big, small = _fast.candidate(a, hermitian)
     s_hi = _fast.norm2_estimate(big)
