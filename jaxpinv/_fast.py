@@ -86,7 +86,7 @@ def norm2_estimate(x: jax.Array) -> jax.Array:
     def step(_: Any, v: jax.Array) -> jax.Array:
         u = _mm(x, v)
         u = u / jnp.where(_vnorm(u) > 0, _vnorm(u), 1)
-        w = _mm(_h(x), u)
+        w = _h(_mm(_h(u), x))  # x^H u as a row times x: x^H is never formed
         return w / jnp.where(_vnorm(w) > 0, _vnorm(w), 1)
 
     v = lax.fori_loop(0, STEPS, step, v)
@@ -122,12 +122,11 @@ def candidate(a: jax.Array, hermitian: bool) -> tuple[jax.Array, jax.Array, jax.
         if hermitian:
             low = jnp.linalg.cholesky(a)  # NaN where not positive definite
             definite = all_true(jnp.all(jnp.isfinite(low), axis=(-2, -1)))
-            x = lax.cond(definite, _cholesky_inverse, lambda _: jnp.linalg.inv(a), low)
-        else:
-            x = jnp.linalg.inv(a)
-        x = _newton_schulz(a, x)
-        if hermitian:
+            # Cholesky is backward stable as it is; LU gains from one refinement.
+            x = lax.cond(definite, _cholesky_inverse, lambda _: _newton_schulz(a, jnp.linalg.inv(a)), low)
             x = (x + _h(x)) / 2
+        else:
+            x = _newton_schulz(a, jnp.linalg.inv(a))
         return x, a, x
     wide = n > m
     q, r = jnp.linalg.qr(_h(a) if wide else a)
