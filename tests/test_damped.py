@@ -166,3 +166,29 @@ def test_list_damping_is_an_array_damping():
     np.testing.assert_allclose(x[1], reference(a[1], 0.2) @ b[1], rtol=1e-12)
     with pytest.raises(ValueError, match="damped_pinv.*damping.*broadcast"):
         jaxpinv.damped_pinv(a, [0.1, 0.2, 0.3])
+
+
+@pytest.mark.x64  # float64 inputs or references (see conftest)
+def test_batch_mixing_zero_and_positive_damping_differentiates_each_member_on_its_own():
+    # A batch with lam = [0, 0.5]: the rule's lam = 0 terms (null-space
+    # projectors) must act on the lam = 0 member only, and must act there
+    # (rank-deficient member). References: central differences (h = 1e-6) of
+    # NumPy's pinv along a rank-preserving direction (A = X Y^T, moving X and
+    # Y), and of the normal-equations form for lam = 0.5 (smooth).
+    rng = np.random.default_rng(14)
+    x, y = random_matrix(rng, (5, 2), cond=3.0), random_matrix(rng, (3, 2), cond=3.0)
+    dx, dy = rng.standard_normal((5, 2)), rng.standard_normal((3, 2))
+    a1, da1 = random_matrix(rng, (5, 3), cond=3.0), rng.standard_normal((5, 3))
+
+    def a0(t):
+        return (x + t * dx) @ (y + t * dy).T
+
+    h = 1e-6
+    fd0 = (np.linalg.pinv(a0(h)) - np.linalg.pinv(a0(-h))) / (2 * h)
+    fd1 = (reference(a1 + h * da1, 0.5) - reference(a1 - h * da1, 0.5)) / (2 * h)
+    da0 = dx @ y.T + x @ dy.T
+    a, da = np.stack([a0(0.0), a1]), np.stack([da0, da1])
+    _, t = jax.jvp(lambda m: jaxpinv.damped_pinv(m, jnp.array([0.0, 0.5])), (a,), (da,))
+    # central differences in float64: error ~ h^2 |P'''| + eps |P| / h, ~1e-9 here
+    np.testing.assert_allclose(t[0], fd0, rtol=0, atol=1e-7 * np.abs(fd0).max())
+    np.testing.assert_allclose(t[1], fd1, rtol=0, atol=1e-7 * np.abs(fd1).max())

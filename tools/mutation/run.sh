@@ -6,7 +6,7 @@
 # Works on a throwaway clone (cosmic-ray edits the sources in place), keeps the
 # plausible mutants (tools/mutation/choose.py), runs each against the tests in
 # tolerance.toml / rules.toml, and prints the survivors' diffs (cr-report).
-# The last run's counts and how each survivor was handled are in CHANGELOG.md.
+# The last run's counts are in the README (Tests); equivalent survivors in equivalent.md.
 set -euo pipefail
 group="${1:-tolerance}"
 sample="${2:-}"
