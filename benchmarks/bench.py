@@ -65,6 +65,7 @@ import numpy as np  # noqa: E402
 import scipy.linalg  # noqa: E402
 
 import jaxpinv  # noqa: E402
+from jaxpinv._pinv import _fast_path_taken  # noqa: E402
 
 _SCIPY_BATCHES = tuple(int(v) for v in scipy.__version__.split(".")[:2]) >= (1, 16)
 
@@ -91,6 +92,8 @@ class Case:
     shape: tuple[int, ...]
     dtype: Any
     hermitian: str = ""  # "", "spd" or "indefinite"
+    cond: float = 100.0
+    rank: str = ""  # "": full; "half": rank min(m, n) // 2; "below": smallest value at 0.5x the cutoff
 
 
 def full_cases() -> list[Case]:
@@ -102,6 +105,14 @@ def full_cases() -> list[Case]:
         cases.append(Case("herm indef 1024", (1024, 1024), dt, "indefinite"))
     cases.append(Case("512x512", (512, 512), np.complex64))
     cases.append(Case("256x32x32", (256, 32, 32), np.complex128))
+    # Where the fast path must not run: rank n/2, and one value just below the cutoff.
+    for rank in ("half", "below"):
+        for shape, dt in [((1024, 1024), np.float32), ((2048, 256), np.float32), ((512, 32, 32), np.float64)]:
+            cases.append(Case("x".join(map(str, shape)) + f" {rank}", shape, dt, rank=rank))
+    # Harder conditioning: 1e3 in single, 1e8 in double precision.
+    for shape in [(1024, 1024), (2048, 256), (4096, 8, 8)]:
+        cases.append(Case("x".join(map(str, shape)) + " κ1e3", shape, np.float32, cond=1e3))
+        cases.append(Case("x".join(map(str, shape)) + " κ1e8", shape, np.float64, cond=1e8))
     return cases
 
 
@@ -111,10 +122,11 @@ def quick_cases() -> list[Case]:
         Case("96x24", (96, 24), np.float64),
         Case("herm SPD 32", (32, 32), np.float64, "spd"),
         Case("16x16", (2, 16, 16), np.complex64),
+        Case("32x32 half", (32, 32), np.float64, rank="half"),
     ]
 
 
-def make_input(case: Case, rng: np.random.Generator, cond: float = 100.0) -> tuple[np.ndarray, np.ndarray]:
+def make_input(case: Case, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """A random matrix (batch) with singular values log-spaced in [1/cond, 1], and its pinv.
 
     The pinv ``V diag(1/s) U^H`` comes from the construction (float64), so for
@@ -137,7 +149,11 @@ def make_input(case: Case, rng: np.random.Generator, cond: float = 100.0) -> tup
 
     *batch, m, n = case.shape
     k = min(m, n)
-    s = np.logspace(0, -np.log10(cond), k)
+    s = np.logspace(0, -np.log10(case.cond), k)
+    if case.rank == "half":
+        s[k // 2 :] = 0.0
+    elif case.rank == "below":  # half of the default cutoff max(m, n) eps s_max: cut by every library
+        s[-1] = 0.5 * max(m, n) * np.finfo(case.dtype).eps
     u = orthonormal(*batch, m, k)
     if case.hermitian:
         if case.hermitian == "indefinite":
@@ -146,7 +162,8 @@ def make_input(case: Case, rng: np.random.Generator, cond: float = 100.0) -> tup
     else:
         v = orthonormal(*batch, n, k)
     a = (u * s) @ np.conj(np.swapaxes(v, -1, -2))
-    pinv = (v / s) @ np.conj(np.swapaxes(u, -1, -2))
+    kept = s > max(m, n) * np.finfo(case.dtype).eps
+    pinv = (v * np.where(kept, 1 / np.where(kept, s, 1), 0)) @ np.conj(np.swapaxes(u, -1, -2))
     return a.astype(case.dtype), pinv
 
 
@@ -193,7 +210,7 @@ def run_case(case: Case, args: argparse.Namespace, rng: np.random.Generator) -> 
     a_np, exact = make_input(case, rng)
     c_np = rng.standard_normal(case.shape[:-2] + case.shape[-2:][::-1]).astype(case.dtype)
     a, c = jnp.asarray(a_np), jnp.asarray(c_np)
-    if np.finfo(case.dtype).bits >= 64:  # float64 / complex128: the constructed pinv
+    if np.finfo(case.dtype).bits >= 64 or case.rank:  # float64 / complex128 / deficient: the constructed pinv
         ref = exact
     else:  # single precision: float64 NumPy pinv of the rounded input
         ref = np.linalg.pinv(a_np.astype(exact.dtype), hermitian=herm)
@@ -206,6 +223,9 @@ def run_case(case: Case, args: argparse.Namespace, rng: np.random.Generator) -> 
     def theirs(x):
         return jnp.linalg.pinv(x, hermitian=herm)
 
+    def svd_path(x):
+        return jaxpinv.pinv(x, hermitian=herm, method="svd")
+
     def floor(x):
         return jnp.linalg.eigh(x) if herm else jnp.linalg.svd(x, full_matrices=False)
 
@@ -215,19 +235,23 @@ def run_case(case: Case, args: argparse.Namespace, rng: np.random.Generator) -> 
     jit = {
         "floor": jax.jit(floor),
         "jaxpinv": jax.jit(ours),
+        "svd path": jax.jit(svd_path),
         "jnp": jax.jit(theirs),
     }
-    grad = {"jaxpinv": jax.jit(jax.value_and_grad(loss(ours))), "jnp": jax.jit(jax.value_and_grad(loss(theirs)))}
+    grad = {"jaxpinv": jax.jit(jax.value_and_grad(loss(ours))), "svd path": jax.jit(jax.value_and_grad(loss(svd_path))),
+            "jnp": jax.jit(jax.value_and_grad(loss(theirs)))}
     jvp = {
         "jaxpinv": jax.jit(lambda x, t: jax.jvp(ours, (x,), (t,))),
         "jnp": jax.jit(lambda x, t: jax.jvp(theirs, (x,), (t,))),
     }
     out: dict[str, Any] = {"case": case, "compile": {}, "err": {}, "fwd": {}, "grad": {}, "jvp": {}}
+    out["path"] = "fast" if bool(_fast_path_taken(a, hermitian=herm)) else "svd"
     reps = 1 if args.quick else 3
     out["compile"]["pinv jaxpinv"] = compile_ms(ours, a, reps=reps)
     out["compile"]["pinv jnp"] = compile_ms(theirs, a, reps=reps)
     out["compile"]["grad jaxpinv"] = compile_ms(jax.grad(loss(ours)), a, reps=reps)
     out["compile"]["grad jnp"] = compile_ms(jax.grad(loss(theirs)), a, reps=reps)
+    out["compile"]["grad svd path"] = compile_ms(jax.grad(loss(svd_path)), a, reps=reps)
     out["residual_bytes"] = {"jaxpinv": residual_bytes(ours, a), "jnp": residual_bytes(theirs, a)}
 
     fwd: dict[str, Callable[[], Any]] = {k: (lambda f=f: jax.block_until_ready(f(a))) for k, f in jit.items()}
@@ -237,7 +261,7 @@ def run_case(case: Case, args: argparse.Namespace, rng: np.random.Generator) -> 
     if torch is not None:
         ta = torch.from_numpy(a_np)
         fwd["torch"] = lambda: torch.linalg.pinv(ta, hermitian=herm)
-    out["err"] = {k: rel_err(f(), ref) for k, f in fwd.items() if k != "floor"}
+    out["err"] = {k: rel_err(f(), ref) for k, f in fwd.items() if k not in ("floor", "svd path")}
     out["fwd"] = median_times(fwd, args.budget, args.min_rounds, args.max_rounds)
 
     gfns: dict[str, Callable[[], Any]] = {k: (lambda f=f: jax.block_until_ready(f(a))) for k, f in grad.items()}
@@ -322,31 +346,36 @@ def tables(results: list[dict[str, Any]]) -> str:
 
     lines = [f"Machine: {describe_machine()}", ""]
     lines += [
-        "**Forward** (median ms; ratios: jaxpinv / floor, jnp / floor, speed-up of jaxpinv over jnp and torch)",
+        "**Forward** (median ms; path: which one `method=\"auto\"` took; ratios: jaxpinv / floor, its SVD path "
+        "(`method=\"svd\"`) / floor, jnp / floor, speed-up of jaxpinv over jnp and torch)",
         "",
-        "| case | floor | jaxpinv | jnp | numpy | scipy | torch | ours/floor | jnp/floor | vs jnp | vs torch |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| case | path | floor | jaxpinv | svd path | jnp | numpy | scipy | torch | ours/floor | svd path/floor | "
+        "jnp/floor | vs jnp | vs torch |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         f = r["fwd"]
         torch_t = f.get("torch")
         lines.append(
-            f"| {name(r)} | {fmt(f['floor'])} | {fmt(f['jaxpinv'])} | {fmt(f['jnp'])} | {fmt(f['numpy'])} | "
-            f"{fmt(f['scipy'])} | {fmt(torch_t)} | {fmt(f['jaxpinv'] / f['floor'])} | {fmt(f['jnp'] / f['floor'])} | "
+            f"| {name(r)} | {r['path']} | {fmt(f['floor'])} | {fmt(f['jaxpinv'])} | {fmt(f['svd path'])} | {fmt(f['jnp'])} | "
+            f"{fmt(f['numpy'])} | {fmt(f['scipy'])} | {fmt(torch_t)} | {fmt(f['jaxpinv'] / f['floor'])} | "
+            f"{fmt(f['svd path'] / f['floor'])} | {fmt(f['jnp'] / f['floor'])} | "
             f"{fmt(f['jnp'] / f['jaxpinv'])}× | {fmt(torch_t / f['jaxpinv'] if torch_t else None)}× |"
         )
     lines += [
         "",
         "**Gradient** (`value_and_grad` of `Re Σ pinv(A)∘C`, median ms; grad/fwd is each library's own ratio)",
         "",
-        "| case | jaxpinv | jnp | torch | jaxpinv grad/fwd | jnp grad/fwd | torch grad/fwd | vs jnp | vs torch |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| case | jaxpinv | svd path | jnp | torch | jaxpinv/floor | jaxpinv grad/fwd | jnp grad/fwd | torch grad/fwd | "
+        "vs jnp | vs torch |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         g, f = r["grad"], r["fwd"]
         tg = g.get("torch")
         lines.append(
-            f"| {name(r)} | {fmt(g['jaxpinv'])} | {fmt(g['jnp'])} | {fmt(tg)} | {fmt(g['jaxpinv'] / f['jaxpinv'])} | "
+            f"| {name(r)} | {fmt(g['jaxpinv'])} | {fmt(g['svd path'])} | {fmt(g['jnp'])} | {fmt(tg)} | "
+            f"{fmt(g['jaxpinv'] / f['floor'])} | {fmt(g['jaxpinv'] / f['jaxpinv'])} | "
             f"{fmt(g['jnp'] / f['jnp'])} | {fmt(tg / f['torch'] if tg else None)} | {fmt(g['jnp'] / g['jaxpinv'])}× | "
             f"{fmt(tg / g['jaxpinv'] if tg else None)}× |"
         )
@@ -354,14 +383,16 @@ def tables(results: list[dict[str, Any]]) -> str:
         "",
         "**JVP, compile time, residuals** (median ms; compile of `jit(pinv)` and `jit(grad(loss))` in ms, median of 3 from cold caches; bytes saved by `jax.vjp`)",
         "",
-        "| case | jvp jaxpinv | jvp jnp | compile pinv ours / jnp | compile grad ours / jnp | residuals ours / jnp |",
+        "| case | jvp jaxpinv | jvp jnp | compile pinv ours / jnp | compile grad ours / svd path / jnp | "
+        "residuals ours / jnp |",
         "|---|---|---|---|---|---|",
     ]
     for r in results:
         j, cm, rb = r["jvp"], r["compile"], r["residual_bytes"]
         lines.append(
             f"| {name(r)} | {fmt(j['jaxpinv'])} | {fmt(j['jnp'])} | {fmt(cm['pinv jaxpinv'], 0)} / {fmt(cm['pinv jnp'], 0)} | "
-            f"{fmt(cm['grad jaxpinv'], 0)} / {fmt(cm['grad jnp'], 0)} | {rb['jaxpinv'] / 1e6:.2f} MB / {rb['jnp'] / 1e6:.2f} MB |"
+            f"{fmt(cm['grad jaxpinv'], 0)} / {fmt(cm['grad svd path'], 0)} / {fmt(cm['grad jnp'], 0)} | "
+            f"{rb['jaxpinv'] / 1e6:.2f} MB / {rb['jnp'] / 1e6:.2f} MB |"
         )
     mapped = [r for r in results if "vmap" in r]
     if mapped:
