@@ -250,7 +250,7 @@ def _check(
         _validate.square(fname, names[0], arr)
     atol = _validate.tolerance(fname, "atol", atol)
     rtol = _validate.tolerance(fname, names[1], rtol)
-    _validate.batch_shape(fname, arr.shape, atol, rtol)
+    _validate.batch_shape(fname, arr.shape, atol, rtol, ("atol", names[1]))
     m, n = arr.shape[-2:]
     atol, rtol = _tolerance.host_pair(atol, rtol, m, n, out_dtype if dtype is None else dtype)
     return arr, hermitian, atol, rtol

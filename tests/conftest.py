@@ -187,7 +187,16 @@ def x64(enabled: bool):
 # --------------------------------------------------------------------------- #
 
 SLOW_MODULES = ("test_example_", "test_large", "test_benchmarks")
-SLOW_TESTS = ("test_self_check_with_timing",)
+# Slow single tests (seconds each; CI runs them in its "-m slow" command): the
+# self-check in a subprocess (CI also runs it directly), and second-order
+# checks whose first-order and unbatched twins stay in the quick suite.
+SLOW_TESTS = (
+    "test_self_check_with_timing",
+    "test_self_check_no_timing",
+    "test_hessian_through_vmap_matches_unbatched",
+    "test_zero_damping_second_derivative_on_rank_preserving_paths",
+    "test_check_grads_batch_mixing_full_rank_and_deficient",
+)
 
 
 def pytest_collection_modifyitems(config, items):

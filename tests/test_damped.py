@@ -192,3 +192,13 @@ def test_batch_mixing_zero_and_positive_damping_differentiates_each_member_on_it
     # central differences in float64: error ~ h^2 |P'''| + eps |P| / h, ~1e-9 here
     np.testing.assert_allclose(t[0], fd0, rtol=0, atol=1e-7 * np.abs(fd0).max())
     np.testing.assert_allclose(t[1], fd1, rtol=0, atol=1e-7 * np.abs(fd1).max())
+    # Second derivative of the lam = 0.5 member along the line (smooth there):
+    # jvp of jvp against the second central difference (h = 1e-4: truncation
+    # ~h^2, rounding ~eps / h^2, both ~1e-8 of |P''|).
+    def along(t):
+        return jaxpinv.damped_pinv(a + t * da, jnp.array([0.0, 0.5]))
+
+    second = jax.jvp(lambda t: jax.jvp(along, (t,), (1.0,))[1], (0.0,), (1.0,))[1]
+    h2 = 1e-4
+    fd2 = (reference(a1 + h2 * da1, 0.5) - 2 * reference(a1, 0.5) + reference(a1 - h2 * da1, 0.5)) / h2**2
+    np.testing.assert_allclose(second[1], fd2, rtol=0, atol=1e-5 * np.abs(fd2).max())
