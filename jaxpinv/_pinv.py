@@ -319,6 +319,15 @@ def _float_rank(keep: jax.Array, bad: jax.Array, dtype: Any) -> jax.Array:
     return _rank(keep, bad).astype(dtype)
 
 
+def _non_finite(a: jax.Array) -> jax.Array:
+    """Per matrix: does it hold NaN or Inf? One fused and-reduction.
+
+    (Not ``isfinite(max |a|)``: XLA's CPU max-reduction drops a NaN from
+    64 x 64 up unless it sits in the last lane.)
+    """
+    return ~jnp.all(jnp.isfinite(a), axis=(-2, -1))
+
+
 def _hermitian_from_lower(a: jax.Array) -> jax.Array:
     """The Hermitian matrix whose lower triangle is that of ``a`` (diagonal made real).
 
@@ -359,10 +368,7 @@ def _decompose(
     Non-finite matrices are replaced by zeros *before* the decomposition:
     LAPACK's SVD can loop forever on a matrix holding Inf.
     """
-    # Not finite iff some entry is Inf or NaN: one fused and-reduction. (Not
-    # isfinite(max |a|): XLA's CPU max-reduction drops NaN for n >= 64, so a
-    # NaN matrix was caught only later, by its NaN singular values.)
-    bad = ~jnp.all(jnp.isfinite(a), axis=(-2, -1))
+    bad = _non_finite(a)
     a = jnp.where(bad[..., None, None], jnp.zeros((), a.dtype), a)
     m, n = a.shape[-2:]
     factors: Factors
@@ -416,7 +422,7 @@ def _fast_outputs(a: jax.Array, atol: jax.Array, rtol: jax.Array, hermitian: boo
     rank -1 as there; it does not hold the batch back from the fast path.
     """
     m, n = a.shape[-2:]
-    bad = ~jnp.all(jnp.isfinite(a), axis=(-2, -1))
+    bad = _non_finite(a)
     a = jnp.where(bad[..., None, None], jnp.eye(m, n, dtype=a.dtype), a)
     x, big, small = _fast.candidate(a, hermitian)
     s_hi = _fast.norm2_estimate(big)

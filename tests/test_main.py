@@ -73,8 +73,8 @@ MUTANTS = {
     "min(m, n) default rtol": ("_tolerance.py", "return max(m, n) * float(", "return min(m, n) * float("),
     "NaN flag over the batch": (
         "_pinv.py",
-        "bad = ~jnp.all(jnp.isfinite(a), axis=(-2, -1))",
-        "bad = jnp.broadcast_to(~jnp.all(jnp.isfinite(a)), a.shape[:-2])",
+        "return ~jnp.all(jnp.isfinite(a), axis=(-2, -1))",
+        "return jnp.broadcast_to(~jnp.all(jnp.isfinite(a)), a.shape[:-2])",
     ),
 }
 
