@@ -78,10 +78,11 @@ def norm2_estimate(x: jax.Array) -> jax.Array:
     each product (``x^H x v`` itself could overflow). Returns shape ``(...)``;
     NaN where ``x`` holds NaN.
     """
-    *batch, m, n = x.shape
+    n = x.shape[-1]
     real = jnp.finfo(x.dtype).dtype
     v = jax.random.normal(jax.random.key(20261129), (n, 1), real).astype(x.dtype)
-    v = jnp.broadcast_to(v / _vnorm(v), (*batch, n, 1))
+    # (zeros shaped like a column of x carry its batch sharding)
+    v = jnp.swapaxes(jnp.zeros_like(x[..., :1, :]), -1, -2) + v / _vnorm(v)
 
     def step(_: Any, v: jax.Array) -> jax.Array:
         u = _mm(x, v)
@@ -99,10 +100,26 @@ def _newton_schulz(a: jax.Array, x: jax.Array) -> jax.Array:
     return x + _mm(x, r)
 
 
+def _eye_like(x: jax.Array) -> jax.Array:
+    """Identity matrices shaped (and sharded) like the square ``x``."""
+    return jnp.zeros_like(x) + jnp.eye(x.shape[-1], dtype=x.dtype)
+
+
+def _lu_inverse(a: jax.Array) -> jax.Array:
+    """``A^-1`` from LU with partial pivoting: ``P A = L U``, so ``A^-1 = U^-1 L^-1 P``.
+
+    (``jnp.linalg.inv`` goes through ``custom_linear_solve``, whose
+    ``stop_gradient`` we keep out of the rules' programs.)
+    """
+    lu, _, perm = lax.linalg.lu(a)
+    rows = jnp.take_along_axis(_eye_like(a), perm[..., :, None], axis=-2)  # P
+    y = lax.linalg.triangular_solve(lu, rows, left_side=True, lower=True, unit_diagonal=True)
+    return lax.linalg.triangular_solve(lu, y, left_side=True, lower=False)
+
+
 def _cholesky_inverse(low: jax.Array) -> jax.Array:
     """``A^-1 = L^-H L^-1`` from the Cholesky factor ``L`` of ``A``."""
-    eye = jnp.broadcast_to(jnp.eye(low.shape[-1], dtype=low.dtype), low.shape)
-    li = lax.linalg.triangular_solve(low, eye, left_side=True, lower=True)
+    li = lax.linalg.triangular_solve(low, _eye_like(low), left_side=True, lower=True)
     return _mm(_h(li), li)
 
 
@@ -123,15 +140,14 @@ def candidate(a: jax.Array, hermitian: bool) -> tuple[jax.Array, jax.Array, jax.
             low = jnp.linalg.cholesky(a)  # NaN where not positive definite
             definite = all_true(jnp.all(jnp.isfinite(low), axis=(-2, -1)))
             # Cholesky is backward stable as it is; LU gains from one refinement.
-            x = lax.cond(definite, _cholesky_inverse, lambda _: _newton_schulz(a, jnp.linalg.inv(a)), low)
+            x = lax.cond(definite, _cholesky_inverse, lambda _: _newton_schulz(a, _lu_inverse(a)), low)
             x = (x + _h(x)) / 2
         else:
-            x = _newton_schulz(a, jnp.linalg.inv(a))
+            x = _newton_schulz(a, _lu_inverse(a))
         return x, a, x
     wide = n > m
     q, r = jnp.linalg.qr(_h(a) if wide else a)
-    eye = jnp.broadcast_to(jnp.eye(r.shape[-1], dtype=a.dtype), r.shape)
-    rinv = lax.linalg.triangular_solve(r, eye, left_side=True, lower=False)
+    rinv = lax.linalg.triangular_solve(r, _eye_like(r), left_side=True, lower=False)
     x = jnp.einsum("...ij,...kj->...ik", rinv, jnp.conj(q), precision=lax.Precision.HIGHEST)  # R^-1 Q^H
     return (_h(x) if wide else x), r, rinv
 
