@@ -277,6 +277,20 @@ def run_case(case: Case, args: argparse.Namespace, rng: np.random.Generator) -> 
         gfns["torch"] = torch_grad
     out["grad"] = median_times(gfns, args.budget, args.min_rounds, args.max_rounds)
 
+    if not herm:  # lstsq with one right-hand side per matrix, against the same floor
+        b_np = rng.standard_normal(case.shape[:-1]).astype(case.dtype)
+        b = jnp.asarray(b_np)
+        lfns = {
+            "floor": jit["floor"],
+            "jaxpinv": jax.jit(jaxpinv.lstsq),
+            "svd path": jax.jit(lambda x, y: jaxpinv.lstsq(x, y, method="svd")),
+            "jnp": jax.jit(lambda x, y: jnp.linalg.lstsq(x, y)[0] if x.ndim == 2
+                           else jax.vmap(lambda xi, yi: jnp.linalg.lstsq(xi, yi)[0])(x, y)),
+        }
+        calls = {k: (lambda k=k, f=f: jax.block_until_ready(f(a) if k == "floor" else f(a, b))) for k, f in lfns.items()}
+        out["lstsq"] = median_times(calls, args.budget, args.min_rounds, args.max_rounds)
+        xref = np.einsum("...ij,...j->...i", ref, b_np.astype(ref.dtype))
+        out["lstsq err"] = {k: rel_err(f(), xref) for k, f in calls.items() if k != "floor"}
     t = jnp.asarray(rng.standard_normal(case.shape).astype(case.dtype))
     jfns = {k: (lambda f=f: jax.block_until_ready(f(a, t))) for k, f in jvp.items()}
     out["jvp"] = median_times(jfns, args.budget, args.min_rounds, args.max_rounds)
@@ -394,6 +408,24 @@ def tables(results: list[dict[str, Any]]) -> str:
             f"{fmt(cm['grad jaxpinv'], 0)} / {fmt(cm['grad svd path'], 0)} / {fmt(cm['grad jnp'], 0)} | "
             f"{rb['jaxpinv'] / 1e6:.2f} MB / {rb['jnp'] / 1e6:.2f} MB |"
         )
+    solved = [r for r in results if "lstsq" in r]
+    if solved:
+        lines += [
+            "",
+            "**lstsq** (one right-hand side per matrix; median ms; ratios to the forward table's floor; errors "
+            "against the reference pinv times b)",
+            "",
+            "| case | path | floor | jaxpinv | svd path | jnp | ours/floor | svd path/floor | jnp/floor | "
+            "err ours | err svd path | err jnp |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for r in solved:
+            t, e = r["lstsq"], r["lstsq err"]
+            lines.append(
+                f"| {name(r)} | {r['path']} | {fmt(t['floor'])} | {fmt(t['jaxpinv'])} | {fmt(t['svd path'])} | "
+                f"{fmt(t['jnp'])} | {fmt(t['jaxpinv'] / t['floor'])} | {fmt(t['svd path'] / t['floor'])} | "
+                f"{fmt(t['jnp'] / t['floor'])} | {e['jaxpinv']:.1e} | {e['svd path']:.1e} | {e['jnp']:.1e} |"
+            )
     mapped = [r for r in results if "vmap" in r]
     if mapped:
         modes = ["fwd", "grad(vmap)", "vmap(grad)", "jvp"]

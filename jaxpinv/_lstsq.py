@@ -17,10 +17,22 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxpinv import _tolerance, _validate
+from jaxpinv import _fast, _tolerance, _validate
 from jaxpinv._batching import all_true
 from jaxpinv._damped import _check_damping, _damped_impl
-from jaxpinv._pinv import ArrayLike, Tolerance, _check, _decompose, _float_rank, _h, _hmm, _mm, _pinv_core
+from jaxpinv._pinv import (
+    _QR_RATIO,
+    ArrayLike,
+    Tolerance,
+    _check,
+    _decompose,
+    _fast_stage_one,
+    _float_rank,
+    _h,
+    _hmm,
+    _mm,
+    _pinv_core,
+)
 
 
 class LstsqResult(NamedTuple):
@@ -43,6 +55,7 @@ def lstsq(
     atol: Tolerance = None,
     rtol: Tolerance = None,
     damping: Any = None,
+    method: str = "auto",
 ) -> jax.Array:
     r"""Minimum-norm least-squares solution ``x = pinv(a) @ b``.
 
@@ -63,6 +76,11 @@ def lstsq(
       `damping` too; it cannot be combined with `atol`/`rtol` (``damping=0``
       uses :func:`pinv`'s default cutoff). This path forms the damped
       pseudo-inverse.
+    - `method`: ``"auto"`` (default) or ``"svd"``, as for :func:`pinv`: with
+      ``"auto"``, a batch whose every matrix is clearly of full rank is solved
+      by LU (square, with one step of iterative refinement) or QR (tall: ``x =
+      R^-1 Q^H b``; wide: the minimum-norm ``x = Q R^-H b`` from ``a^H =
+      QR``) instead of the SVD. Not used with `damping`.
 
     **Returns:**
 
@@ -92,6 +110,7 @@ def lstsq(
     >>> jax.grad(lambda a: jaxpinv.lstsq(a, jnp.ones(3)).sum())(jnp.eye(3)).tolist()[0]
     [-1.0, -1.0, -1.0]
     """
+    fast = _validate.method("lstsq", method)
     if damping is not None:
         fname = "lstsq"
         if atol is not None or rtol is not None:
@@ -102,7 +121,7 @@ def lstsq(
         _batch(fname, arr, barr, lam, None, ("damping", ""))
         x = _damped_lstsq_impl(arr, barr, lam)
         return x[..., 0] if vector else x
-    return _solve("lstsq", a, b, atol, rtol)[0]
+    return _solve("lstsq", a, b, atol, rtol, fast=fast)[0]
 
 
 def lstsq_full(
@@ -140,14 +159,16 @@ def lstsq_full(
     return LstsqResult(x, residuals, rank, s)
 
 
-def _solve(fname: str, a: Any, b: Any, atol: Any, rtol: Any, full: bool = False) -> tuple[Any, ...]:
+def _solve(
+    fname: str, a: Any, b: Any, atol: Any, rtol: Any, full: bool = False, fast: bool = False
+) -> tuple[Any, ...]:
     arr, _, _ = _validate.matrix_dtypes(fname, "a", a)
     barr, vector = _check_b(fname, arr, b)
     # the default rtol uses the eps of the dtype a and b promote to
     _, out_dtype = _validate.dtypes(fname, "a", jnp.result_type(arr, barr))
     arr, _, atol, rtol = _check(fname, arr, atol, rtol, False, dtype=out_dtype)
     _batch(fname, arr, barr, atol, rtol)
-    out = _lstsq_impl(arr, barr, atol, rtol, full)
+    out = _lstsq_impl(arr, barr, atol, rtol, full, fast)
     if vector:
         out = (out[0][..., 0], None if out[1] is None else out[1][..., 0]) + tuple(out[2:])
     return out
@@ -185,8 +206,8 @@ def _batch(fname: str, a: jax.Array, b: jax.Array, atol: Any, rtol: Any,
     return _validate.batch_shape(fname, batch + (0, 0), atol, rtol, names)
 
 
-@partial(jax.jit, static_argnames=("full",))
-def _lstsq_impl(a: jax.Array, b: jax.Array, atol: Any, rtol: Any, full: bool) -> tuple[Any, ...]:
+@partial(jax.jit, static_argnames=("full", "fast"))
+def _lstsq_impl(a: jax.Array, b: jax.Array, atol: Any, rtol: Any, full: bool, fast: bool) -> tuple[Any, ...]:
     compute_dtype, out_dtype = _validate.dtypes("lstsq", "a", jnp.result_type(a, b))
     m, n = a.shape[-2:]
     k = b.shape[-1]
@@ -202,7 +223,8 @@ def _lstsq_impl(a: jax.Array, b: jax.Array, atol: Any, rtol: Any, full: bool) ->
     if k == 0:  # no right-hand side: a's rank and singular values all the same
         _, _, rank, _, s = _pinv_core(lax.stop_gradient(a), atol, rtol, False, False)
         return jnp.zeros(batch + (n, 0), out_dtype), jnp.zeros(batch + (0,), real), rank.astype(jnp.int32), s.astype(real)
-    x, rank, s = _lstsq_core(a, b, atol, rtol)
+    # lstsq_full reports the singular values: only the SVD knows them.
+    x, rank, s = _lstsq_core(a, b, atol, rtol, fast and not full)
     if not full:
         return x.astype(out_dtype), None, None, None
     r = b - _mm(a, x)
@@ -228,16 +250,40 @@ def _bad_rhs(b: jax.Array) -> jax.Array:
     return ~jnp.all(jnp.isfinite(b), axis=(-2, -1))
 
 
-@jax.custom_jvp
+@partial(jax.custom_jvp, nondiff_argnums=(4,))
 def _lstsq_core(
-    a: jax.Array, b: jax.Array, atol: jax.Array, rtol: jax.Array
+    a: jax.Array, b: jax.Array, atol: jax.Array, rtol: jax.Array, fast: bool
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
     """``(pinv(a) @ b, rank, singular values)`` from the factors, without forming ``pinv(a)``.
 
     ``rank`` and the singular values are ``_pinv_core``'s (of `a` alone), so
     the rule, which gets them from ``_pinv_core``, returns the same primal.
+    With ``fast``, the full-rank fast path solves where the whole batch
+    qualifies (by the same decision as ``_pinv_core``'s; the singular values
+    are then NaN, unknown without the SVD), else the SVD does, reusing its QR.
     """
-    values, keep, bad_a, factors = _decompose(a, atol, rtol, False)
+    if not fast:
+        return _svd_solve(a, b, atol, rtol)
+    ok, bad_a, factors, _, fast_a = _fast_stage_one(a, atol, rtol, False)
+    m, n = a.shape[-2:]
+    reuse = max(m, n) >= _QR_RATIO * min(m, n)
+
+    def fast_solve() -> tuple[jax.Array, jax.Array, jax.Array]:
+        bad = bad_a | _bad_rhs(b)
+        x = _fast.solve(fast_a, factors, jnp.where(bad[..., None, None], jnp.zeros((), b.dtype), b))
+        x = jnp.where(bad[..., None, None], jnp.nan, x)
+        real = jnp.finfo(a.dtype).dtype
+        rank = jnp.where(bad_a, -1, min(m, n)).astype(real)
+        return x, rank, jnp.full(a.shape[:-2] + (min(m, n),), jnp.nan, real)
+
+    return lax.cond(all_true(ok), fast_solve, lambda: _svd_solve(a, b, atol, rtol, _fast.qr_of(factors) if reuse else None))
+
+
+def _svd_solve(
+    a: jax.Array, b: jax.Array, atol: jax.Array, rtol: jax.Array, qr: Any = None
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """:func:`_lstsq_core`'s outputs from the SVD (reusing ``qr`` if given, see ``_decompose``)."""
+    values, keep, bad_a, factors = _decompose(a, atol, rtol, False, qr)
     left, right_h, q_left, q_right = factors
     bad = bad_a | _bad_rhs(b)
     b = jnp.where(bad[..., None, None], jnp.zeros((), b.dtype), b)
@@ -252,13 +298,13 @@ def _lstsq_core(
 
 
 @_lstsq_core.defjvp
-def _lstsq_core_jvp(primals: tuple[jax.Array, ...], tangents: tuple[Any, ...]) -> tuple[Any, Any]:
+def _lstsq_core_jvp(fast: bool, primals: tuple[jax.Array, ...], tangents: tuple[Any, ...]) -> tuple[Any, Any]:
     a, b, atol, rtol = primals
     da, db = tangents[:2]
     m, n = a.shape[-2:]
     # P from pinv's own custom_jvp keeps higher derivatives stable; x = P b is
     # then differentiable through it.
-    p, _, rank, scale, values = _pinv_core(a, atol, rtol, False, False)
+    p, _, rank, scale, values = _pinv_core(a, atol, rtol, False, fast)
     # As in the forward: a non-finite right-hand side makes that solution NaN.
     bad_b = _bad_rhs(b)[..., None, None]
     b = jnp.where(bad_b, jnp.zeros((), b.dtype), b)

@@ -300,7 +300,7 @@ def _rank_impl(a: jax.Array, atol: Any, rtol: Any, hermitian: bool) -> jax.Array
 def _fast_path_taken(a: jax.Array, atol: Any = None, rtol: Any = None, hermitian: bool = False) -> jax.Array:
     """Would ``pinv(a, atol=atol, rtol=rtol, hermitian=hermitian)`` take the fast path? (tests, benchmarks)"""
     a, atol, rtol, _ = _prepare(a, atol, rtol, hermitian)
-    return all_true(_fast_outputs(a, atol, rtol, hermitian)[0])
+    return all_true(_fast_stage_one(a, atol, rtol, hermitian)[0])
 
 
 def _rank(keep: jax.Array, bad: jax.Array) -> jax.Array:
@@ -353,7 +353,7 @@ Factors = tuple[jax.Array, jax.Array, "jax.Array | None", "jax.Array | None"]
 
 
 def _decompose(
-    a: jax.Array, atol: jax.Array, rtol: jax.Array, hermitian: bool
+    a: jax.Array, atol: jax.Array, rtol: jax.Array, hermitian: bool, qr: "_fast.Factors | None" = None
 ) -> tuple[jax.Array, jax.Array, jax.Array, Factors]:
     """SVD (or eigh) with the cutoff applied.
 
@@ -367,6 +367,10 @@ def _decompose(
 
     Non-finite matrices are replaced by zeros *before* the decomposition:
     LAPACK's SVD can loop forever on a matrix holding Inf.
+
+    ``qr``, for input reduced by QR first, is that QR if already computed (by
+    the fast path, of the same matrices; a non-finite one may differ, its
+    result is NaN whatever it is).
     """
     bad = _non_finite(a)
     a = jnp.where(bad[..., None, None], jnp.zeros((), a.dtype), a)
@@ -382,7 +386,7 @@ def _decompose(
         core = _h(a) if wide else a
         q = None
         if tall or wide:
-            q, core = jnp.linalg.qr(core)
+            q, core = jnp.linalg.qr(core) if qr is None else qr
             core = _h(core) if wide else core
         u, values, vh = jnp.linalg.svd(core, full_matrices=False)
         factors = (u, vh, q if tall else None, q if wide else None)
@@ -405,45 +409,63 @@ def _pinv_core(a: jax.Array, atol: jax.Array, rtol: jax.Array, hermitian: bool, 
 
     With ``fast``, the full-rank fast path (:mod:`jaxpinv._fast`) computes
     them when the whole batch qualifies (``values`` are then NaN: unknown
-    without the SVD), else the SVD does. The decision is one batch-level
+    without the SVD), else the SVD does, reusing the fast path's QR where
+    the SVD path reduces by the same QR. The decision is one batch-level
     ``cond`` (unbatched under ``vmap``, see :mod:`jaxpinv._batching`).
     """
     if not fast:
         return _svd_outputs(a, atol, rtol, hermitian)
-    ok, out = _fast_outputs(a, atol, rtol, hermitian)
-    return lax.cond(all_true(ok), lambda: out, lambda: _svd_outputs(a, atol, rtol, hermitian))
+    ok, bad, factors, s_hi, fast_a = _fast_stage_one(a, atol, rtol, hermitian)
+    m, n = a.shape[-2:]
+    reuse = not hermitian and max(m, n) >= _QR_RATIO * min(m, n)
+    return lax.cond(
+        all_true(ok),
+        lambda: _fast_outputs(fast_a, factors, bad, s_hi, hermitian),
+        lambda: _svd_outputs(a, atol, rtol, hermitian, _fast.qr_of(factors) if reuse else None),
+    )
 
 
-def _fast_outputs(a: jax.Array, atol: jax.Array, rtol: jax.Array, hermitian: bool) -> tuple[jax.Array, Outputs]:
-    """``(ok, outputs)``: the fast path's candidate for :func:`_pinv_core` and whether it may stand.
+def _fast_stage_one(
+    a: jax.Array, atol: jax.Array, rtol: jax.Array, hermitian: bool
+) -> tuple[jax.Array, jax.Array, _fast.Factors, jax.Array, jax.Array]:
+    """``(ok, bad, factors, s_hi, a')``: the fast path's factorization and per-matrix decision.
 
-    A non-finite matrix is replaced by the identity before any factorization
-    (as the SVD path replaces it by zeros) and gets the same NaN result and
-    rank -1 as there; it does not hold the batch back from the fast path.
+    A non-finite matrix is replaced (in ``a'``) by the identity before any
+    factorization (as the SVD path replaces it by zeros); it gets the same
+    NaN result and rank -1 as there, and does not hold the batch back from
+    the fast path (``ok`` is true for it).
     """
     m, n = a.shape[-2:]
     bad = _non_finite(a)
     a = jnp.where(bad[..., None, None], jnp.eye(m, n, dtype=a.dtype), a)
-    x, big, small = _fast.candidate(a, hermitian)
-    s_hi = _fast.norm2_estimate(big)
-    s_lo = 1 / _fast.norm2_estimate(small)
+    factors, s_hi, s_lo = _fast.factor(a)
     real = jnp.finfo(a.dtype).dtype
     ok = _fast.decide(s_hi, s_lo, atol, rtol, max(m, n), float(jnp.finfo(real).eps))
-    ok = (ok & jnp.all(jnp.isfinite(x), axis=(-2, -1))) | bad
+    return ok | bad, bad, factors, s_hi, a
+
+
+def _fast_outputs(
+    a: jax.Array, factors: _fast.Factors, bad: jax.Array, s_hi: jax.Array, hermitian: bool
+) -> Outputs:
+    """:func:`_pinv_core`'s outputs from the fast path's factors (every matrix qualified)."""
+    m, n = a.shape[-2:]
+    real = jnp.finfo(a.dtype).dtype
+    x, g = _fast.finish(a, factors, gram=m != n)
+    if hermitian:
+        x = (x + _h(x)) / 2
     p = jnp.where(bad[..., None, None], jnp.nan, x)
     scale = jnp.where((s_hi > 0) & jnp.isfinite(s_hi), s_hi, 1).astype(a.dtype)[..., None, None]
-    if hermitian or m == n:
-        gram = jnp.zeros(a.shape[:-2] + (0, 0), a.dtype)
-    else:  # (A^H A)^-1 (tall) or (A A^H)^-1 (wide) is R^-1 R^-H, times c^2
-        cr = small * scale
-        gram = _mm_h(cr, cr)
+    # gram: (A^H A)^-1 (tall) or (A A^H)^-1 (wide), times c^2; empty if square
+    gram = jnp.zeros(a.shape[:-2] + (0, 0), a.dtype) if g is None else g * (scale * jnp.conj(scale))
     k = min(m, n)
     rank = jnp.where(bad, -1, k).astype(real)
     values = jnp.full(a.shape[:-2] + (k,), jnp.nan, real)
-    return ok, (p, gram, rank, scale, values)
+    return p, gram, rank, scale, values
 
 
-def _svd_outputs(a: jax.Array, atol: jax.Array, rtol: jax.Array, hermitian: bool) -> Outputs:
+def _svd_outputs(
+    a: jax.Array, atol: jax.Array, rtol: jax.Array, hermitian: bool, qr: "_fast.Factors | None" = None
+) -> Outputs:
     """``(pinv(a), gram, rank, scale, values)`` of a non-empty batch ``a`` (Hermitian already formed if ``hermitian``).
 
     ``scale`` is ``c``, the largest singular value (``|eigenvalue|``) of each
@@ -459,7 +481,7 @@ def _svd_outputs(a: jax.Array, atol: jax.Array, rtol: jax.Array, hermitian: bool
     values (signed eigenvalues if Hermitian), NaN for a non-finite matrix;
     like ``rank`` and ``scale`` they are not differentiated.
     """
-    values, keep, bad, factors = _decompose(a, atol, rtol, hermitian)
+    values, keep, bad, factors = _decompose(a, atol, rtol, hermitian, qr)
     left, right_h, q_left, q_right = factors
     # Safe where: divide only by kept values, so nothing is inf or NaN. A bad
     # matrix gets NaN reciprocals, which the product spreads to all of its

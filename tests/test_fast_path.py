@@ -201,14 +201,22 @@ def _primitive_names(f, *args):
 
 def test_method_svd_runs_no_other_factorization():
     a = jnp.asarray(random_matrix(np.random.default_rng(7), (5, 5), np.float32))
-    auto = _primitive_names(jaxpinv.pinv, a)
-    svd = _primitive_names(lambda a: jaxpinv.pinv(a, method="svd"), a)
-    assert "lu" in auto and "svd" in auto
-    assert "lu" not in svd and "cholesky" not in svd and "svd" in svd
-    assert "cholesky" in _primitive_names(lambda a: jaxpinv.pinv(a @ a.T, hermitian=True), a)
-    assert "lu" not in _primitive_names(lambda a: jaxpinv.pinverse(a, method="svd"), a)
-    with pytest.raises(ValueError, match="pinv: argument 'method' must be 'auto' or 'svd'"):
-        jaxpinv.pinv(a, method="lu")
+    b = a[:, :2]
+    fast_only = {"geqrf", "householder_product", "qr"}
+    for fn in (jaxpinv.pinv, jaxpinv.pinverse, lambda a: jaxpinv.lstsq(a, b)):
+        assert "geqrf" in _primitive_names(fn, a) and "svd" in _primitive_names(fn, a)
+    assert "geqrf" in _primitive_names(lambda a: jaxpinv.pinv(a @ a.T, hermitian=True), a)
+    for fn in (
+        lambda a: jaxpinv.pinv(a, method="svd"),
+        lambda a: jaxpinv.pinverse(a, method="svd"),
+        lambda a: jaxpinv.lstsq(a, b, method="svd"),
+        lambda a: jaxpinv.pinv(a @ a.T, hermitian=True, method="svd"),
+    ):
+        names = _primitive_names(fn, a)
+        assert not names & fast_only and ("svd" in names or "eigh" in names), names
+    for fn in (jaxpinv.pinv, jaxpinv.pinverse, lambda a, method: jaxpinv.lstsq(a, b, method=method)):
+        with pytest.raises(ValueError, match=r"\w+: argument 'method' must be 'auto' or 'svd'"):
+            fn(a, method="lu")
 
 
 @X64
