@@ -73,9 +73,10 @@ except ImportError:  # pragma: no cover
 
 MARGIN = 8.0
 STEPS = 8
+SMALL = 64  # R up to this size: explicit R^-1 (see factor)
 
-# (packed reflectors, taus, R) from geqrf, or (Q, R).
-Factors = tuple[jax.Array, ...]
+# (reflectors or Q, taus or None, R, R^-1 or None): see factor.
+Factors = tuple[jax.Array, "jax.Array | None", jax.Array, "jax.Array | None"]
 
 
 def _mm(x: jax.Array, y: jax.Array) -> jax.Array:
@@ -84,6 +85,16 @@ def _mm(x: jax.Array, y: jax.Array) -> jax.Array:
 
 def _h(x: jax.Array) -> jax.Array:
     return jnp.conj(jnp.swapaxes(x, -1, -2))
+
+
+def _hmm(x: jax.Array, y: jax.Array) -> jax.Array:
+    """``x^H y`` without forming ``x^H``."""
+    return jnp.conj(jnp.einsum("...ji,...jk->...ik", x, jnp.conj(y), precision=lax.Precision.HIGHEST))
+
+
+def _mm_h(x: jax.Array, y: jax.Array) -> jax.Array:
+    """``x y^H`` without forming ``y^H``."""
+    return jnp.einsum("...ij,...kj->...ik", x, jnp.conj(y), precision=lax.Precision.HIGHEST)
 
 
 def _norm(v: jax.Array) -> jax.Array:
@@ -160,27 +171,36 @@ def factor(a: jax.Array) -> tuple[Factors, jax.Array, jax.Array]:
     here (LAPACK ``geqrf``); ``Q`` is formed by :func:`finish` if the batch
     qualifies. ``s_hi`` and ``s_lo`` estimate ``sigma_max`` and ``sigma_min``
     per matrix (NaN or infinite where ``R`` is singular).
+
+    ``R^-1`` is applied by triangular solves, except for small ``R``
+    (``k <= SMALL``) where one solve per matrix for the explicit ``R^-1``
+    and batched matrix-vector products beat ``2 STEPS`` solves (on CPU each
+    is a LAPACK call per matrix); the finish then reuses that ``R^-1``.
+
+    ``factors`` is ``(reflectors or Q, taus or None, R, R^-1 or None)``.
     """
     m, n = a.shape[-2:]
     core = _h(a) if n > m else a
     k = core.shape[-1]
     if _geqrf is None:  # (a JAX without the private geqrf: form Q now)
-        q, r = jnp.linalg.qr(core)
-        factors: Factors = (q, r)
+        packed, r = jnp.linalg.qr(core)
+        taus = None
     else:
         packed, taus = _geqrf(core)
         r = jnp.triu(packed[..., :k, :])
-        factors = (packed, taus, r)
-    s_hi, s_lo = _power(r, lambda v: _trsm(r, v, lower=False), lambda u: _trsm(r, u, lower=False, adjoint=True))
-    return factors, s_hi, s_lo
+    if k <= SMALL:
+        rinv = _trsm(r, _eye_like(r), lower=False)
+        s_hi, s_lo = _power(r, lambda v: _mm(rinv, v), lambda u: _hmm(rinv, u))
+    else:
+        rinv = None
+        s_hi, s_lo = _power(r, lambda v: _trsm(r, v, lower=False), lambda u: _trsm(r, u, lower=False, adjoint=True))
+    return (packed, taus, r, rinv), s_hi, s_lo
 
 
 def qr_of(factors: Factors) -> tuple[jax.Array, jax.Array]:
     """The thin ``(Q, R)`` from :func:`factor`'s factors."""
-    if len(factors) == 2:
-        return factors[0], factors[1]
-    packed, taus, r = factors
-    return lax.linalg.householder_product(packed, taus), r
+    packed, taus, r, _ = factors
+    return (packed if taus is None else lax.linalg.householder_product(packed, taus)), r
 
 
 def finish(a: jax.Array, factors: Factors, gram: bool) -> tuple[jax.Array, jax.Array | None]:
@@ -188,17 +208,21 @@ def finish(a: jax.Array, factors: Factors, gram: bool) -> tuple[jax.Array, jax.A
 
     ``X = R^-1 Q^H``, formed as the adjoint of ``Q R^-H`` (one triangular
     solve with ``m`` right-hand sides; Householder QR and the solve are
-    backward stable as they are, no refinement needed); wide: ``X = Q
-    R^-H`` from ``a^H = QR``. With ``gram``, also ``R^-1 R^-H``, which is
-    ``(A^H A)^-1`` (tall) or ``(A A^H)^-1`` (wide), for the derivative.
+    backward stable as they are, no refinement needed), or as the product
+    with the explicit small ``R^-1``; wide: ``X = Q R^-H`` from ``a^H = QR``.
+    With ``gram``, also ``R^-1 R^-H``, which is ``(A^H A)^-1`` (tall) or
+    ``(A A^H)^-1`` (wide), for the derivative.
     """
     q, r = qr_of(factors)
-    # Q R^-H: solve X R^H = Q from the right.
-    xh = lax.linalg.triangular_solve(r, q, left_side=False, lower=False, transpose_a=True, conjugate_a=True)
+    rinv = factors[3]
+    if rinv is None:  # Q R^-H: solve X R^H = Q from the right
+        xh = lax.linalg.triangular_solve(r, q, left_side=False, lower=False, transpose_a=True, conjugate_a=True)
+    else:
+        xh = _mm_h(q, rinv)
     g = None
     if gram:
-        rinv = _trsm(r, _eye_like(r), lower=False)
-        g = _mm(rinv, _h(rinv))
+        rinv = _trsm(r, _eye_like(r), lower=False) if rinv is None else rinv
+        g = _mm_h(rinv, rinv)
     return (xh if a.shape[-1] > a.shape[-2] else _h(xh)), g
 
 
@@ -208,10 +232,11 @@ def solve(a: jax.Array, factors: Factors, b: jax.Array) -> jax.Array:
     ``R^-1 (Q^H b)`` (square and tall); wide: the minimum-norm ``Q (R^-H b)``.
     """
     q, r = qr_of(factors)
+    rinv = factors[3]
     if a.shape[-1] > a.shape[-2]:
-        return _mm(q, _trsm(r, b, lower=False, adjoint=True))
-    qhb = jnp.conj(jnp.einsum("...ji,...jk->...ik", q, jnp.conj(b), precision=lax.Precision.HIGHEST))
-    return _trsm(r, qhb, lower=False)
+        return _mm(q, _trsm(r, b, lower=False, adjoint=True) if rinv is None else _hmm(rinv, b))
+    qhb = _hmm(q, b)
+    return _trsm(r, qhb, lower=False) if rinv is None else _mm(rinv, qhb)
 
 
 def decide(

@@ -264,7 +264,7 @@ def _lstsq_core(
     """
     if not fast:
         return _svd_solve(a, b, atol, rtol)
-    ok, bad_a, factors, _, fast_a = _fast_stage_one(a, atol, rtol, False)
+    ok, (fast_a, bad_a), factors, _ = _fast_stage_one(a, atol, rtol, False)
     m, n = a.shape[-2:]
     reuse = max(m, n) >= _QR_RATIO * min(m, n)
 
@@ -276,14 +276,17 @@ def _lstsq_core(
         rank = jnp.where(bad_a, -1, min(m, n)).astype(real)
         return x, rank, jnp.full(a.shape[:-2] + (min(m, n),), jnp.nan, real)
 
-    return lax.cond(all_true(ok), fast_solve, lambda: _svd_solve(a, b, atol, rtol, _fast.qr_of(factors) if reuse else None))
+    def svd_solve() -> tuple[jax.Array, jax.Array, jax.Array]:
+        return _svd_solve(fast_a, b, atol, rtol, _fast.qr_of(factors) if reuse else None, (fast_a, bad_a))
+
+    return lax.cond(all_true(ok), fast_solve, svd_solve)
 
 
 def _svd_solve(
-    a: jax.Array, b: jax.Array, atol: jax.Array, rtol: jax.Array, qr: Any = None
+    a: jax.Array, b: jax.Array, atol: jax.Array, rtol: jax.Array, qr: Any = None, clean: Any = None
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """:func:`_lstsq_core`'s outputs from the SVD (reusing ``qr`` if given, see ``_decompose``)."""
-    values, keep, bad_a, factors = _decompose(a, atol, rtol, False, qr)
+    """:func:`_lstsq_core`'s outputs from the SVD (reusing ``qr`` and ``clean`` if given, see ``_decompose``)."""
+    values, keep, bad_a, factors = _decompose(a, atol, rtol, False, qr, clean)
     left, right_h, q_left, q_right = factors
     bad = bad_a | _bad_rhs(b)
     b = jnp.where(bad[..., None, None], jnp.zeros((), b.dtype), b)

@@ -352,8 +352,19 @@ _QR_RATIO = 2
 Factors = tuple[jax.Array, jax.Array, "jax.Array | None", "jax.Array | None"]
 
 
+def _sanitize(a: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """``(a', bad)``: the per-matrix non-finite flags, and ``a`` with those matrices replaced by zeros."""
+    bad = _non_finite(a)
+    return jnp.where(bad[..., None, None], jnp.zeros((), a.dtype), a), bad
+
+
 def _decompose(
-    a: jax.Array, atol: jax.Array, rtol: jax.Array, hermitian: bool, qr: "_fast.Factors | None" = None
+    a: jax.Array,
+    atol: jax.Array,
+    rtol: jax.Array,
+    hermitian: bool,
+    qr: "tuple[jax.Array, jax.Array] | None" = None,
+    clean: "tuple[jax.Array, jax.Array] | None" = None,
 ) -> tuple[jax.Array, jax.Array, jax.Array, Factors]:
     """SVD (or eigh) with the cutoff applied.
 
@@ -369,11 +380,10 @@ def _decompose(
     LAPACK's SVD can loop forever on a matrix holding Inf.
 
     ``qr``, for input reduced by QR first, is that QR if already computed (by
-    the fast path, of the same matrices; a non-finite one may differ, its
-    result is NaN whatever it is).
+    the fast path, of the same sanitised matrices); ``clean`` is
+    :func:`_sanitize`'s result if already computed.
     """
-    bad = _non_finite(a)
-    a = jnp.where(bad[..., None, None], jnp.zeros((), a.dtype), a)
+    a, bad = _sanitize(a) if clean is None else clean
     m, n = a.shape[-2:]
     factors: Factors
     if hermitian:
@@ -415,33 +425,33 @@ def _pinv_core(a: jax.Array, atol: jax.Array, rtol: jax.Array, hermitian: bool, 
     """
     if not fast:
         return _svd_outputs(a, atol, rtol, hermitian)
-    ok, bad, factors, s_hi, fast_a = _fast_stage_one(a, atol, rtol, hermitian)
+    ok, (a, bad), factors, s_hi = _fast_stage_one(a, atol, rtol, hermitian)
     m, n = a.shape[-2:]
     reuse = not hermitian and max(m, n) >= _QR_RATIO * min(m, n)
     return lax.cond(
         all_true(ok),
-        lambda: _fast_outputs(fast_a, factors, bad, s_hi, hermitian),
-        lambda: _svd_outputs(a, atol, rtol, hermitian, _fast.qr_of(factors) if reuse else None),
+        lambda: _fast_outputs(a, factors, bad, s_hi, hermitian),
+        lambda: _svd_outputs(a, atol, rtol, hermitian, _fast.qr_of(factors) if reuse else None, (a, bad)),
     )
 
 
 def _fast_stage_one(
     a: jax.Array, atol: jax.Array, rtol: jax.Array, hermitian: bool
-) -> tuple[jax.Array, jax.Array, _fast.Factors, jax.Array, jax.Array]:
-    """``(ok, bad, factors, s_hi, a')``: the fast path's factorization and per-matrix decision.
+) -> tuple[jax.Array, tuple[jax.Array, jax.Array], _fast.Factors, jax.Array]:
+    """``(ok, (a', bad), factors, s_hi)``: the fast path's factorization and per-matrix decision.
 
-    A non-finite matrix is replaced (in ``a'``) by the identity before any
-    factorization (as the SVD path replaces it by zeros); it gets the same
-    NaN result and rank -1 as there, and does not hold the batch back from
-    the fast path (``ok`` is true for it).
+    ``(a', bad)`` is :func:`_sanitize`'s: a non-finite matrix is replaced by
+    zeros before any factorization, as on the SVD path (which reuses
+    ``a'``); its ``R`` is singular, so its candidate is NaN or Inf, replaced
+    by NaN as on the SVD path. It does not hold the batch back from the fast
+    path (``ok`` is true for it).
     """
     m, n = a.shape[-2:]
-    bad = _non_finite(a)
-    a = jnp.where(bad[..., None, None], jnp.eye(m, n, dtype=a.dtype), a)
+    a, bad = _sanitize(a)
     factors, s_hi, s_lo = _fast.factor(a)
     real = jnp.finfo(a.dtype).dtype
     ok = _fast.decide(s_hi, s_lo, atol, rtol, max(m, n), float(jnp.finfo(real).eps))
-    return ok | bad, bad, factors, s_hi, a
+    return ok | bad, (a, bad), factors, s_hi
 
 
 def _fast_outputs(
@@ -464,7 +474,12 @@ def _fast_outputs(
 
 
 def _svd_outputs(
-    a: jax.Array, atol: jax.Array, rtol: jax.Array, hermitian: bool, qr: "_fast.Factors | None" = None
+    a: jax.Array,
+    atol: jax.Array,
+    rtol: jax.Array,
+    hermitian: bool,
+    qr: "tuple[jax.Array, jax.Array] | None" = None,
+    clean: "tuple[jax.Array, jax.Array] | None" = None,
 ) -> Outputs:
     """``(pinv(a), gram, rank, scale, values)`` of a non-empty batch ``a`` (Hermitian already formed if ``hermitian``).
 
@@ -481,7 +496,7 @@ def _svd_outputs(
     values (signed eigenvalues if Hermitian), NaN for a non-finite matrix;
     like ``rank`` and ``scale`` they are not differentiated.
     """
-    values, keep, bad, factors = _decompose(a, atol, rtol, hermitian, qr)
+    values, keep, bad, factors = _decompose(a, atol, rtol, hermitian, qr, clean)
     left, right_h, q_left, q_right = factors
     # Safe where: divide only by kept values, so nothing is inf or NaN. A bad
     # matrix gets NaN reciprocals, which the product spreads to all of its
