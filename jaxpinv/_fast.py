@@ -66,6 +66,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from jaxpinv._batching import all_true
+
 try:  # R and the Householder reflectors without forming Q (LAPACK geqrf)
     from jax._src.lax.linalg import geqrf as _geqrf
 except ImportError:  # pragma: no cover
@@ -163,14 +165,26 @@ def _eye_like(x: jax.Array) -> jax.Array:
     return jnp.zeros_like(x) + jnp.eye(x.shape[-1], dtype=x.dtype)
 
 
-def factor(a: jax.Array) -> tuple[Factors, jax.Array, jax.Array]:
-    """Stage 1: ``(factors, s_hi, s_lo)`` of a finite batch ``a``.
+def factor(
+    a: jax.Array, bad: jax.Array, atol: jax.Array, rtol: jax.Array
+) -> tuple[Factors, jax.Array, jax.Array]:
+    """Stage 1: ``(factors, s_hi, ok)`` of a batch ``a`` whose ``bad`` matrices are zeros.
 
     Householder QR of ``a`` (square and tall) or of ``a^H`` (wide): ``R`` has
     the singular values of ``a``. Only ``R`` and the reflectors are computed
     here (LAPACK ``geqrf``); ``Q`` is formed by :func:`finish` if the batch
-    qualifies. ``s_hi`` and ``s_lo`` estimate ``sigma_max`` and ``sigma_min``
-    per matrix (NaN or infinite where ``R`` is singular).
+    qualifies. ``s_hi`` estimates ``sigma_max`` per matrix, ``ok`` is
+    :func:`decide`'s verdict (true for the ``bad`` matrices, whose result is
+    NaN on either path).
+
+    A pre-screen skips the estimates when the diagonal of ``R`` already
+    shows that some matrix fails: ``min |r_ii| >= sigma_min`` and
+    ``max |r_ii| <= sigma_max`` (the eigenvalues of a triangular matrix are
+    its diagonal), so the test on them fails whenever the test on the
+    estimates would (up to the estimates' own error, in the margin, where
+    turning a matrix away is always sound). A rank-deficient matrix has a
+    (rounding-level) zero on the diagonal of ``R``, so it costs the ``geqrf``
+    and nothing more before the SVD.
 
     ``R^-1`` is applied by triangular solves, except for small ``R``
     (``k <= SMALL``) where one solve per matrix for the explicit ``R^-1``
@@ -188,13 +202,24 @@ def factor(a: jax.Array) -> tuple[Factors, jax.Array, jax.Array]:
     else:
         packed, taus = _geqrf(core)
         r = jnp.triu(packed[..., :k, :])
-    if k <= SMALL:
-        rinv = _trsm(r, _eye_like(r), lower=False)
-        s_hi, s_lo = _power(r, lambda v: _mm(rinv, v), lambda u: _hmm(rinv, u))
-    else:
-        rinv = None
-        s_hi, s_lo = _power(r, lambda v: _trsm(r, v, lower=False), lambda u: _trsm(r, u, lower=False, adjoint=True))
-    return (packed, taus, r, rinv), s_hi, s_lo
+    real = jnp.finfo(a.dtype).dtype
+    eps = float(jnp.finfo(real).eps)
+    diag = jnp.abs(jnp.diagonal(r, axis1=-2, axis2=-1))
+    screen = decide(jnp.max(diag, axis=-1), jnp.min(diag, axis=-1), atol, rtol, max(m, n), eps) | bad
+
+    def estimates() -> tuple[jax.Array, jax.Array, jax.Array | None]:
+        if k <= SMALL:
+            rinv = _trsm(r, _eye_like(r), lower=False)
+            return (*_power(r, lambda v: _mm(rinv, v), lambda u: _hmm(rinv, u)), rinv)
+        return (*_power(r, lambda v: _trsm(r, v, lower=False), lambda u: _trsm(r, u, lower=False, adjoint=True)), None)
+
+    def skipped() -> tuple[jax.Array, jax.Array, jax.Array | None]:
+        nan = jnp.full(a.shape[:-2], jnp.nan, real)
+        return nan, nan, (jnp.zeros_like(r) if k <= SMALL else None)
+
+    s_hi, s_lo, rinv = lax.cond(all_true(screen), estimates, skipped)
+    ok = decide(s_hi, s_lo, atol, rtol, max(m, n), eps) | bad
+    return (packed, taus, r, rinv), s_hi, ok
 
 
 def qr_of(factors: Factors) -> tuple[jax.Array, jax.Array]:

@@ -446,12 +446,9 @@ def _fast_stage_one(
     by NaN as on the SVD path. It does not hold the batch back from the fast
     path (``ok`` is true for it).
     """
-    m, n = a.shape[-2:]
     a, bad = _sanitize(a)
-    factors, s_hi, s_lo = _fast.factor(a)
-    real = jnp.finfo(a.dtype).dtype
-    ok = _fast.decide(s_hi, s_lo, atol, rtol, max(m, n), float(jnp.finfo(real).eps))
-    return ok | bad, (a, bad), factors, s_hi
+    factors, s_hi, ok = _fast.factor(a, bad, atol, rtol)
+    return ok, (a, bad), factors, s_hi
 
 
 def _fast_outputs(

@@ -50,6 +50,7 @@ FULL_RANK = [
     ((9, 4), np.float32, False),  # tall: QR
     pytest.param((2, 4, 9), np.complex128, False, marks=X64),  # wide: LQ
     pytest.param((7, 5), np.float64, False, marks=X64),  # m < 2n: QR too
+    ((80, 70), np.float32, False),  # R above SMALL: triangular solves, not the explicit R^-1
 ]
 
 
@@ -241,3 +242,68 @@ def test_vmap_of_the_per_matrix_function_takes_the_same_path():
     g = jax.grad(lambda a: jnp.sum(jax.vmap(jaxpinv.pinv)(a) ** 2))(a)
     g_ref = jax.grad(lambda a: jnp.sum(jaxpinv.pinv(a, method="svd") ** 2))(a)
     np.testing.assert_allclose(g, g_ref, rtol=1e-9, atol=1e-10)
+
+
+# --------------------------------------------------------------------------- #
+# lstsq: the same decision, solved by QR
+# --------------------------------------------------------------------------- #
+
+LSTSQ_SHAPES = [
+    ((6, 6), np.float32),
+    pytest.param((3, 9, 4), np.float64, marks=X64),  # tall: R^-1 Q^H b
+    pytest.param((2, 4, 9), np.complex128, marks=X64),  # wide: minimum norm, Q R^-H b
+    ((70, 70), np.float32),  # R above SMALL: solves instead of the explicit R^-1
+]
+
+
+@pytest.mark.parametrize("shape,dtype", LSTSQ_SHAPES)
+def test_lstsq_fast_path_against_numpy(shape, dtype):
+    rng = np.random.default_rng(10)
+    a = random_matrix(rng, shape, dtype, cond=100.0)
+    b = random_matrix(rng, shape[:-1] + (2,), dtype, cond=1.0)
+    assert bool(_fast_path_taken(a))
+    x = jaxpinv.lstsq(a, b)
+    ref = np.linalg.pinv(a.astype(np.complex128)) @ b.astype(np.complex128)
+    # Householder QR and the triangular solve are backward stable: 10 n eps cond.
+    assert rel_err(x, ref) < forward_tol(dtype, 100.0, max(shape[-2:]))
+    # A deficient member sends the batch to the SVD, whose solution is the same function.
+    if len(shape) == 3:
+        bad = a.copy()
+        bad[0] = random_matrix(rng, shape[1:], dtype, rank=min(shape[1:]) - 1, cond=10.0)
+        assert not bool(_fast_path_taken(bad))
+        np.testing.assert_array_equal(jaxpinv.lstsq(bad, b), jaxpinv.lstsq(bad, b, method="svd"))
+
+
+@pytest.mark.parametrize("factor", [0.5, 1.01, 2.0, 8.0])
+def test_lstsq_near_cutoff_follows_pinv(factor):
+    rng = np.random.default_rng(11)
+    n = 8
+    values = np.logspace(0, -1, n)
+    values[-1] = factor * n * eps(np.float32)
+    a = _with_values(rng, n, n, np.float32, values)
+    b = rng.standard_normal((n, 3)).astype(np.float32)
+    x, x_svd = jaxpinv.lstsq(a, b), jaxpinv.lstsq(a, b, method="svd")
+    if factor <= 2.0:  # never the fast path this close: the very same solution
+        np.testing.assert_array_equal(x, x_svd)
+    else:
+        assert rel_err(x, x_svd) < forward_tol(np.float32, 1 / values[-1], n)
+
+
+@X64
+def test_lstsq_derivatives_on_the_fast_path_through_vmap():
+    rng = np.random.default_rng(12)
+    a = jnp.asarray(random_matrix(rng, (3, 5, 5), np.float64, cond=5.0))
+    b = jnp.asarray(rng.standard_normal((3, 5)))
+    assert bool(_fast_path_taken(a))
+
+    def loss(a, b):
+        return jnp.sum(jax.vmap(jaxpinv.lstsq)(a, b) ** 2)
+
+    def loss_svd(a, b):
+        return jnp.sum(jaxpinv.lstsq(a, b, method="svd") ** 2)
+
+    g = jax.grad(loss, argnums=(0, 1))(a, b)
+    g_ref = jax.grad(loss_svd, argnums=(0, 1))(a, b)
+    for x, y in zip(g, g_ref):
+        np.testing.assert_allclose(x, y, rtol=1e-9, atol=1e-10)
+    check_grads_per_entry(lambda a: jax.vmap(jaxpinv.lstsq)(a, b), (a,), order=1, tol=1e-5)
