@@ -10,9 +10,11 @@ half and a few ``O(k^2)`` products:
 
 1. :func:`factor` computes ``R`` and the Householder reflectors (LAPACK
    ``geqrf``; ``R`` has the singular values of ``A``) and estimates
-   ``s_hi ~ sigma_max(R)`` and ``s_lo ~ sigma_min(R) = 1 / ||R^-1||_2`` by
-   ``STEPS`` steps of the power method on ``R`` and on ``R^-1`` (applied by
-   triangular solves): ``O(k^2)`` per step against the QR's ``O(m k^2)``.
+   ``s_hi ~ sigma_max(R)`` and ``s_lo ~ sigma_min(R) = 1 / ||R^-1||_2``:
+   for ``k <= SMALL`` by the bounds ``||R||_F`` and ``1 / ||R^-1||_F`` from
+   the explicit ``R^-1``; above, by ``STEPS`` steps of the power method on
+   ``R`` and on ``R^-1`` (applied by triangular solves), ``O(k^2)`` per step
+   against the QR's ``O(m k^2)``.
 2. :func:`decide`, per matrix::
 
        fast  iff  s_lo > MARGIN * max(atol, rtol * s_hi, k * eps * s_hi)
@@ -23,15 +25,19 @@ half and a few ``O(k^2)`` products:
    SVD path reduces by the same one (one side at least twice the other).
 
 Why not LU for square input, or Cholesky for Hermitian positive definite
-input? Measured on one core (``benchmarks/bench.py``), the QR inverse ran at
-0.22-0.29x the SVD at 256-1024 and on batches, as fast as LU plus the
-Newton–Schulz step that LU needs to match the SVD's accuracy in float32, and
-within 10% of Cholesky on Hermitian input; one code path for every shape
-compiles in a third of the time of three, and ``geqrf`` alone is the cheapest
-first stage that yields ``R``.
+input? Measured on one core, the QR inverse ran at 0.22-0.29x the SVD at
+256-1024 and on batches, as fast as LU plus the Newton–Schulz step that LU
+needs to match the SVD's accuracy in float32 (0.24-0.37x), and within 10-35%
+of a Cholesky inverse on Hermitian input; and one code path for every shape
+compiles in far less time than three (compile time is what every jitted
+program that calls ``pinv`` pays, and XLA's CPU backend pays it per kernel).
 
 Why a near-cutoff matrix always reaches the SVD:
 
+* For ``k <= SMALL`` the estimates are bounds: ``||R||_F >= sigma_max`` and
+  ``1 / ||R^-1||_F <= sigma_min``, so passing the test implies ``sigma_min >
+  MARGIN * cutoff`` outright (up to the rounding of ``R^-1``, relative
+  ``~ k eps cond``, far inside the margin).
 * The power method estimates a norm from below, so ``s_hi <= sigma_max`` and
   ``s_lo >= sigma_min`` (up to rounding). After ``STEPS`` steps from a start
   vector with a component ``c`` along the top singular vector it is within a
@@ -68,17 +74,15 @@ from jax import lax
 
 from jaxpinv._batching import all_true
 
-try:  # R and the Householder reflectors without forming Q (LAPACK geqrf)
-    from jax._src.lax.linalg import geqrf as _geqrf
-except ImportError:  # pragma: no cover
-    _geqrf = None
+# Q^H b from the reflectors without forming Q (LAPACK ormqr); public from jax 0.7.
+_ormqr = getattr(lax.linalg, "ormqr", None)
 
 MARGIN = 8.0
 STEPS = 8
-SMALL = 64  # R up to this size: explicit R^-1 (see factor)
+SMALL = 64  # R up to this size: explicit R^-1 and Frobenius bounds (see factor)
 
-# (reflectors or Q, taus or None, R, R^-1 or None): see factor.
-Factors = tuple[jax.Array, "jax.Array | None", jax.Array, "jax.Array | None"]
+# (reflectors, taus, R, R^-1 or None): see factor.
+Factors = tuple[jax.Array, jax.Array, jax.Array, "jax.Array | None"]
 
 
 def _mm(x: jax.Array, y: jax.Array) -> jax.Array:
@@ -177,8 +181,15 @@ def factor(
     :func:`decide`'s verdict (true for the ``bad`` matrices, whose result is
     NaN on either path).
 
-    A pre-screen skips the estimates when the diagonal of ``R`` already
-    shows that some matrix fails: ``min |r_ii| >= sigma_min`` and
+    Small ``R`` (``k <= SMALL``): ``R^-1`` is formed (one triangular solve
+    per matrix, reused by the finish) and the estimates are the rigorous
+    bounds ``s_hi = ||R||_F >= sigma_max`` and ``s_lo = 1 / ||R^-1||_F <=
+    sigma_min``, loose by at most ``sqrt(k)`` each, which for ``k <= 64``
+    costs little of the range the test accepts and needs no iteration.
+
+    Larger ``R``: the power method (see the module docstring), ``R^-1``
+    applied by triangular solves. A pre-screen skips it when the diagonal of
+    ``R`` already shows that some matrix fails: ``min |r_ii| >= sigma_min`` and
     ``max |r_ii| <= sigma_max`` (the eigenvalues of a triangular matrix are
     its diagonal), so the test on them fails whenever the test on the
     estimates would (up to the estimates' own error, in the margin, where
@@ -186,46 +197,45 @@ def factor(
     (rounding-level) zero on the diagonal of ``R``, so it costs the ``geqrf``
     and nothing more before the SVD.
 
-    ``R^-1`` is applied by triangular solves, except for small ``R``
-    (``k <= SMALL``) where one solve per matrix for the explicit ``R^-1``
-    and batched matrix-vector products beat ``2 STEPS`` solves (on CPU each
-    is a LAPACK call per matrix); the finish then reuses that ``R^-1``.
-
-    ``factors`` is ``(reflectors or Q, taus or None, R, R^-1 or None)``.
+    ``factors`` is ``(reflectors, taus, R, R^-1 or None)``.
     """
     m, n = a.shape[-2:]
     core = _h(a) if n > m else a
     k = core.shape[-1]
-    if _geqrf is None:  # (a JAX without the private geqrf: form Q now)
-        packed, r = jnp.linalg.qr(core)
-        taus = None
-    else:
-        packed, taus = _geqrf(core)
-        r = jnp.triu(packed[..., :k, :])
+    # mode="raw" is LAPACK geqrf: R and the reflectors (transposed), Q not formed.
+    raw, taus = jnp.linalg.qr(core, mode="raw")
+    packed = jnp.swapaxes(raw, -1, -2)
+    r = jnp.triu(packed[..., :k, :])
     real = jnp.finfo(a.dtype).dtype
     eps = float(jnp.finfo(real).eps)
-    diag = jnp.abs(jnp.diagonal(r, axis1=-2, axis2=-1))
+    if k <= SMALL:
+        # Rigorous bounds, no iteration: sigma_max <= ||R||_F, sigma_min >= 1 / ||R^-1||_F.
+        rinv = _trsm(r, _eye_like(r), lower=False)
+        s_hi, s_lo = _frobenius(r), 1 / _frobenius(rinv)
+        return (packed, taus, r, rinv), s_hi, decide(s_hi, s_lo, atol, rtol, max(m, n), eps) | bad
+    diag = jnp.abs(jnp.sum(r * _eye_like(r), axis=-1))  # the diagonal, one fused product
     screen = decide(jnp.max(diag, axis=-1), jnp.min(diag, axis=-1), atol, rtol, max(m, n), eps) | bad
 
-    def estimates() -> tuple[jax.Array, jax.Array, jax.Array | None]:
-        if k <= SMALL:
-            rinv = _trsm(r, _eye_like(r), lower=False)
-            return (*_power(r, lambda v: _mm(rinv, v), lambda u: _hmm(rinv, u)), rinv)
-        return (*_power(r, lambda v: _trsm(r, v, lower=False), lambda u: _trsm(r, u, lower=False, adjoint=True)), None)
+    def estimates() -> tuple[jax.Array, jax.Array]:
+        return _power(r, lambda v: _trsm(r, v, lower=False), lambda u: _trsm(r, u, lower=False, adjoint=True))
 
-    def skipped() -> tuple[jax.Array, jax.Array, jax.Array | None]:
+    def skipped() -> tuple[jax.Array, jax.Array]:
         nan = jnp.full(a.shape[:-2], jnp.nan, real)
-        return nan, nan, (jnp.zeros_like(r) if k <= SMALL else None)
+        return nan, nan
 
-    s_hi, s_lo, rinv = lax.cond(all_true(screen), estimates, skipped)
-    ok = decide(s_hi, s_lo, atol, rtol, max(m, n), eps) | bad
-    return (packed, taus, r, rinv), s_hi, ok
+    s_hi, s_lo = lax.cond(all_true(screen), estimates, skipped)
+    return (packed, taus, r, None), s_hi, decide(s_hi, s_lo, atol, rtol, max(m, n), eps) | bad
+
+
+def _frobenius(x: jax.Array) -> jax.Array:
+    """Frobenius norm of each matrix (inf where squares overflow: the test then refuses)."""
+    return jnp.sqrt(jnp.sum(jnp.real(x * jnp.conj(x)), axis=(-2, -1)))
 
 
 def qr_of(factors: Factors) -> tuple[jax.Array, jax.Array]:
     """The thin ``(Q, R)`` from :func:`factor`'s factors."""
     packed, taus, r, _ = factors
-    return (packed if taus is None else lax.linalg.householder_product(packed, taus)), r
+    return lax.linalg.householder_product(packed, taus), r
 
 
 def finish(a: jax.Array, factors: Factors, gram: bool) -> tuple[jax.Array, jax.Array | None]:
@@ -255,12 +265,22 @@ def solve(a: jax.Array, factors: Factors, b: jax.Array) -> jax.Array:
     """``X b`` for :func:`finish`'s ``X``, without forming ``X``: ``lstsq``'s fast forward.
 
     ``R^-1 (Q^H b)`` (square and tall); wide: the minimum-norm ``Q (R^-H b)``.
+    ``Q`` is applied from its reflectors (LAPACK ``ormqr``) where this JAX
+    has it (0.7 on), else formed.
     """
-    q, r = qr_of(factors)
-    rinv = factors[3]
-    if a.shape[-1] > a.shape[-2]:
-        return _mm(q, _trsm(r, b, lower=False, adjoint=True) if rinv is None else _hmm(rinv, b))
-    qhb = _hmm(q, b)
+    packed, taus, r, rinv = factors
+    m, k = packed.shape[-2:]
+    wide = a.shape[-1] > a.shape[-2]
+    if wide:
+        y = _trsm(r, b, lower=False, adjoint=True) if rinv is None else _hmm(rinv, b)
+        if _ormqr is None:
+            return _mm(qr_of(factors)[0], y)
+        pad = [(0, 0)] * (y.ndim - 2) + [(0, m - k), (0, 0)]
+        return _ormqr(packed, taus, jnp.pad(y, pad), left=True, transpose=False)
+    if _ormqr is None:
+        qhb = _hmm(qr_of(factors)[0], b)
+    else:
+        qhb = _ormqr(packed, taus, b, left=True, transpose=True)[..., :k, :]
     return _trsm(r, qhb, lower=False) if rinv is None else _mm(rinv, qhb)
 
 

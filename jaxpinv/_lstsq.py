@@ -1,7 +1,7 @@
 """``lstsq``: minimum-norm least squares ``x = pinv(a) @ b`` without forming ``pinv(a)``.
 
 The forward pass is one SVD and two thin products, with exactly ``pinv``'s
-cutoff. The derivative is Golub–Pereyra applied to ``x = A^+ b``, in
+cutoff (or, where ``pinv`` would take its full-rank fast path, a QR solve). The derivative is Golub–Pereyra applied to ``x = A^+ b``, in
 matrix-vector form (``O(m n k)`` per tangent rather than the ``O(m n^2)`` of
 differentiating ``pinv(a) @ b``), written in ``P = pinv(A)`` so that its own
 derivatives are stable (see ``_pinv``).
@@ -78,9 +78,9 @@ def lstsq(
       pseudo-inverse.
     - `method`: ``"auto"`` (default) or ``"svd"``, as for :func:`pinv`: with
       ``"auto"``, a batch whose every matrix is clearly of full rank is solved
-      by LU (square, with one step of iterative refinement) or QR (tall: ``x =
-      R^-1 Q^H b``; wide: the minimum-norm ``x = Q R^-H b`` from ``a^H =
-      QR``) instead of the SVD. Not used with `damping`.
+      by a Householder QR instead of the SVD (square and tall: ``x = R^-1
+      Q^H b``; wide: the minimum-norm ``x = Q R^-H b`` from ``a^H = QR``).
+      Not used with `damping`.
 
     **Returns:**
 

@@ -1,7 +1,9 @@
 """``pinv``, ``pinverse`` and ``matrix_rank``: the forward pass and its ``custom_jvp`` rule.
 
 The forward pass is one SVD (one ``eigh`` for ``hermitian=True``) with the
-singular values at or below the cutoff masked out. The derivative is the
+singular values at or below the cutoff masked out, or, where every matrix of
+the batch is clearly of full rank, a Householder QR that gives the same
+result up to rounding (:mod:`jaxpinv._fast`). The derivative is the
 Golub–Pereyra formula, written in terms of ``P = pinv(A)`` itself so that the
 rule only calls functions with stable derivatives (``pinv`` again, and
 matmuls): second and higher derivatives never differentiate through ``svd``,
@@ -97,8 +99,8 @@ def pinv(
       that of exactly this function: it is zero with respect to the upper
       triangle.
     - `method`: ``"auto"`` (default) or ``"svd"``. The result is defined by
-      the SVD; ``"auto"`` computes it from a cheaper factorization (LU,
-      Cholesky, QR) when every matrix of the batch is clearly of full rank
+      the SVD; ``"auto"`` computes it from a Householder QR (``R^-1 Q^H``)
+      when every matrix of the batch is clearly of full rank
       (its smallest singular value estimated above 8 times the cutoff), which
       gives the same result up to rounding at a fraction of the cost.
       ``"svd"`` always runs the SVD (for bit-level comparison with

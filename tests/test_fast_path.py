@@ -1,6 +1,6 @@
 """The full-rank fast path (``method="auto"``): taken when it should be, never near the cutoff.
 
-``pinv`` is defined by the SVD; the fast path (LU, Cholesky, QR) may compute
+``pinv`` is defined by the SVD; the fast path (a Householder QR) may compute
 it only where the SVD keeps every singular value. ``_fast_path_taken`` reports
 the batch's decision. References: NumPy in float64, ``method="svd"`` (the SVD
 path itself, which the fast path must agree with in its decision), and
