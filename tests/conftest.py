@@ -12,7 +12,9 @@ float32. Tests that need float64 carry the ``x64`` marker (a module's
 
 from __future__ import annotations
 
+
 import os
+import re
 
 import jax
 
@@ -199,8 +201,47 @@ SLOW_TESTS = (
 )
 
 
+# Slow parametrizations ("module::test[params]", where "*" in the params
+# matches anything and "a|b" lists alternatives): the
+# costliest cases of the parametrized derivative checks (each compiles a dozen
+# programs), the 8-device sharding subprocess, and reverse-through-vmap
+# variants whose siblings (pinv, lstsq, wide, Hermitian, damped) stay quick.
+# Every one runs in CI's "-m slow" command.
+SLOW_PARAMS = (
+    "test_sharding::test_sharded_batch_stays_sharded",
+    "test_vmap_reverse::test_reverse_through_vmap_matches_unbatched[lstsq_damping-*]",
+    "test_vmap_reverse::test_reverse_through_vmap_matches_unbatched[lstsq_full-*]",
+    "test_vmap_reverse::test_reverse_through_vmap_matches_unbatched[pinverse-*]",
+    "test_vmap_reverse::test_reverse_through_vmap_matches_unbatched[damped_pinv-full]",
+    "test_vmap_reverse::test_reverse_through_vmap_matches_unbatched[pinv_hermitian-full]",
+    "test_vmap_reverse::test_reverse_through_vmap_matches_unbatched[pinv_atol-mixed]",
+    "test_derivatives::test_check_grads_rank_preserving[2|5|6|9]",
+    "test_derivatives::test_derivatives_finite_where_svd_rule_is_not[rank1_30x30-*]",
+    "test_derivatives::test_derivatives_finite_where_svd_rule_is_not[wide_repeated-*]",
+    "test_derivatives::test_derivatives_finite_where_svd_rule_is_not[orthogonal-False]",
+    "test_derivatives::test_check_grads_hermitian_rank_preserving[*-complex128]",
+    "test_lstsq::test_check_grads_rank_preserving[4-4-4-2-complex128]",
+    "test_lstsq::test_check_grads_rank_preserving[6-4-2-2-float64]",
+    "test_fast_path::test_derivatives_on_the_fast_path_match_finite_differences[shape1|shape2]",
+    "test_damped::test_check_grads_random_directions_across_rank[*-shape2-1]",
+    "test_residuals::test_reverse_mode_saves_a_p_and_the_small_gram_matrix[complex64-*]",
+)
+
+
+_SLOW_PARAMS_RE = re.compile(
+    "|".join(
+        re.escape(p.split("[")[0])
+        + ("" if "[" not in p else r"\[(?:" + "|".join(
+            re.escape(alt).replace(r"\*", ".*") for alt in p.split("[", 1)[1][:-1].split("|")
+        ) + r")\]")
+        for p in SLOW_PARAMS
+    )
+)
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         module = item.module.__name__.rsplit(".", 1)[-1]
-        if module.startswith(SLOW_MODULES) or item.originalname in SLOW_TESTS:
+        slow = module.startswith(SLOW_MODULES) or item.originalname in SLOW_TESTS
+        if slow or _SLOW_PARAMS_RE.fullmatch(f"{module}::{item.name}"):
             item.add_marker(pytest.mark.slow)
