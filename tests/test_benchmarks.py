@@ -27,16 +27,18 @@ def test_bench_quick_runs(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     text = out.read_text()
-    for heading in ("**Forward**", "**Gradient**", "**JVP, compile time, residuals**", "**Accuracy**"):
+    for heading in ("**Forward**", "**Gradient**", "**JVP, compile time, residuals**", "**lstsq**", "**Accuracy**"):
         assert heading in text
     rows = [line for line in text.splitlines() if line.startswith("| 64x64 float32")]
-    assert len(rows) == 4  # one row per table
+    assert len(rows) == 5  # one row per table
+    assert rows[0].split("|")[2].strip() == "fast"  # the path column: full rank, the QR path
+    assert [line for line in text.splitlines() if line.startswith("| 32x32 half float64")][0].split("|")[2].strip() == "svd"
     accuracy = rows[-1].split("|")[2:-1]
     assert all(float(cell) < 1e-3 for cell in accuracy), rows[-1]
     assert not re.search(r"\bnan\b", text)
     assert "**vmap**" in text
     vmap_rows = [line for line in text.splitlines() if line.startswith("| 16x16 complex64")]
-    assert len(vmap_rows) == 5  # the batched case also has a vmap row
+    assert len(vmap_rows) == 6  # the batched case also has a vmap row
 
 
 @pytest.mark.timeout(300)
