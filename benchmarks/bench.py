@@ -10,7 +10,10 @@ Run from the repository root:
 Every timing is taken in this one process, after compilation, with
 ``jax.block_until_ready``; the functions of a case are timed in interleaved
 rounds (one call of each per round, so machine noise hits all of them alike)
-and the median is reported. Modes: the forward pass; ``value_and_grad`` of the
+and the median is reported. Each case reports the path ``method="auto"``
+took (``fast``: the QR path; ``svd``) with ``method="svd"`` timed beside it.
+Modes: the forward pass; ``lstsq`` with one right-hand side (not for
+Hermitian cases); ``value_and_grad`` of the
 scalar loss ``Re sum(pinv(A) * C)``; ``jax.jvp``; and for batches, the
 per-matrix function under ``jax.vmap`` against the batched call (forward,
 ``grad(vmap)``, ``vmap(grad)``, ``jvp``). The floor is
@@ -162,7 +165,7 @@ def make_input(case: Case, rng: np.random.Generator) -> tuple[np.ndarray, np.nda
     else:
         v = orthonormal(*batch, n, k)
     a = (u * s) @ np.conj(np.swapaxes(v, -1, -2))
-    kept = s > max(m, n) * np.finfo(case.dtype).eps
+    kept = np.abs(s) > max(m, n) * np.finfo(case.dtype).eps  # (signed eigenvalues for indefinite cases)
     pinv = (v * np.where(kept, 1 / np.where(kept, s, 1), 0)) @ np.conj(np.swapaxes(u, -1, -2))
     return a.astype(case.dtype), pinv
 
@@ -443,7 +446,8 @@ def tables(results: list[dict[str, Any]]) -> str:
     libs = ["jaxpinv", "jnp", "numpy", "scipy"] + (["torch"] if torch is not None else [])
     lines += [
         "",
-        "**Accuracy** (max |P − P_ref| / max |P_ref|; inputs `U diag(s) V^H` with condition number 100; P_ref: "
+        "**Accuracy** (max |P − P_ref| / max |P_ref|; inputs `U diag(s) V^H` with condition number 100 (or the "
+        "case's κ; \"half\": rank n/2, \"below\": one value at half the default cutoff); P_ref: "
         "float64 NumPy pinv of the rounded input for float32/complex64, the constructed `V diag(1/s) U^H` for "
         "float64/complex128, itself off by ~eps·cond from the rounding of the input)",
         "",
