@@ -108,12 +108,6 @@ def _norm(v: jax.Array) -> jax.Array:
     return jnp.sqrt(jnp.sum(jnp.real(v * jnp.conj(v)), axis=-2, keepdims=True))
 
 
-def _scaled(v: jax.Array) -> jax.Array:
-    """``v`` divided by its largest entry's magnitude (0 stays 0, NaN stays NaN)."""
-    top = jnp.max(jnp.abs(v), axis=-2, keepdims=True)
-    return v / jnp.where(top > 0, top, 1)
-
-
 def _start(like: jax.Array) -> jax.Array:
     """The power method's fixed start vector, shaped ``(..., n, 1)`` like a column of ``like``.
 
