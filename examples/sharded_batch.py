@@ -16,6 +16,7 @@
 import json
 import os
 import pathlib
+import re
 import sys
 
 FAST = os.environ.get("JAXPINV_EXAMPLES_FAST") == "1" or "--fast" in sys.argv
@@ -64,8 +65,11 @@ print("   ...")
 # %% [markdown]
 # ## Forward: `jit(pinv)` keeps the sharding
 #
-# Nothing about the call changes. The compiled program holds one batched SVD
-# per device, on that device's `batch / n_dev` matrices.
+# Nothing about the call changes. The compiled program holds one batched QR
+# (and, if some matrix is not clearly of full rank, one batched SVD) per
+# device, on that device's `batch / n_dev` matrices. The only communication is
+# one all-reduce of a scalar: whether every matrix of the batch may take the
+# full-rank path (a batch-level decision; see the README, "Which path runs").
 
 # %%
 pinv = jax.jit(jaxpinv.pinv)
@@ -75,6 +79,9 @@ print("   per device:", {shard.data.shape for shard in p.addressable_shards})
 hlo = pinv.lower(a).compile().as_text()
 collectives = sorted({op for op in ("all-gather", "all-to-all", "all-reduce", "collective-permute") if op in hlo})
 print("collectives in the compiled program:", collectives or "none")
+# The result type of each all-reduce, e.g. "pred[]": a scalar moves, no matrix.
+reduced = re.findall(r"= (\w+\[[\d,]*\])\S* all-reduce(?:-start)?\(", hlo)
+print("all-reduce results:", reduced or "none")
 
 # The same numbers as NumPy's float64 pinv, matrix by matrix.
 ref = np.linalg.pinv(a_host.astype(np.float64))
@@ -86,6 +93,7 @@ result.update(
     out_spec=str(p.sharding.spec),
     out_sharding_equals_in=p.sharding.is_equivalent_to(a.sharding, p.ndim),
     forward_collectives=collectives,
+    forward_all_reduce_types=reduced,
     forward_rel_err=fwd_err,
     eps=float(jnp.finfo(jnp.float32).eps),
 )
