@@ -73,6 +73,7 @@ import numpy as np
 from jax import lax
 
 from jaxpinv._batching import all_true
+from jaxpinv._linalg import _h, _hmm, _mm, _mm_h
 
 # Q^H b from the reflectors without forming Q (LAPACK ormqr); public from jax 0.7.
 _ormqr = getattr(lax.linalg, "ormqr", None)
@@ -83,24 +84,6 @@ SMALL = 128  # R up to this size: explicit R^-1 and Frobenius bounds (see factor
 
 # (reflectors, taus, R, R^-1 or None): see factor.
 Factors = tuple[jax.Array, jax.Array, jax.Array, "jax.Array | None"]
-
-
-def _mm(x: jax.Array, y: jax.Array) -> jax.Array:
-    return jnp.matmul(x, y, precision=lax.Precision.HIGHEST)
-
-
-def _h(x: jax.Array) -> jax.Array:
-    return jnp.conj(jnp.swapaxes(x, -1, -2))
-
-
-def _hmm(x: jax.Array, y: jax.Array) -> jax.Array:
-    """``x^H y`` without forming ``x^H``."""
-    return jnp.conj(jnp.einsum("...ji,...jk->...ik", x, jnp.conj(y), precision=lax.Precision.HIGHEST))
-
-
-def _mm_h(x: jax.Array, y: jax.Array) -> jax.Array:
-    """``x y^H`` without forming ``y^H``."""
-    return jnp.einsum("...ij,...kj->...ik", x, jnp.conj(y), precision=lax.Precision.HIGHEST)
 
 
 def _norm(v: jax.Array) -> jax.Array:
