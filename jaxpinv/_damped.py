@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxpinv import _tolerance, _validate
+from jaxpinv import _sharding, _tolerance, _validate
 from jaxpinv._batching import any_true
 from jaxpinv._pinv import ArrayLike, _check, _decompose, _h, _hmm, _mm, _mm_h
 
@@ -94,6 +94,7 @@ def _damped_impl(a: jax.Array, lam: Any) -> jax.Array:
     lam = jnp.broadcast_to(jnp.abs(jnp.asarray(lam).astype(real)), batch)
     atol, rtol = _tolerance.resolve(None, None, batch, m, n, out_dtype)
     a = jnp.broadcast_to(a.astype(compute_dtype), batch + (m, n))
+    a, _ = _sharding.prepare(a)  # TSQR for a row-sharded a; other shardings gathered
     if a.size == 0:
         return jnp.zeros(batch + (n, m), out_dtype)
     wide = m < n

@@ -1,14 +1,29 @@
-"""Matrix products shared by the forward passes and the rules (every one at ``HIGHEST`` precision)."""
+"""Matrix products shared by the forward passes and the rules (every one at ``HIGHEST`` precision).
+
+Each product checks, at trace time, whether it contracts a dimension that is
+explicitly sharded (a matrix sharded along its rows, see
+:mod:`jaxpinv._sharding`); JAX's explicit sharding then needs the output's
+sharding spelled out, and XLA adds an all-reduce of the (small) result.
+Unsharded operands take the plain product.
+"""
 
 from __future__ import annotations
-
-from functools import partial
 
 import jax
 import jax.numpy as jnp
 from jax import lax
 
-_mm = partial(jnp.matmul, precision=lax.Precision.HIGHEST)
+from jaxpinv._sharding import contraction_sharding
+
+_HI = lax.Precision.HIGHEST
+
+
+def _mm(x: jax.Array, y: jax.Array) -> jax.Array:
+    """``x @ y``."""
+    out = contraction_sharding(x, y, -2, -1, -1, -2)
+    if out is None:
+        return jnp.matmul(x, y, precision=_HI)
+    return jnp.einsum("...ij,...jk->...ik", x, y, precision=_HI, out_sharding=out)
 
 
 def _h(x: jax.Array) -> jax.Array:
@@ -18,7 +33,10 @@ def _h(x: jax.Array) -> jax.Array:
 
 def _hmm(x: jax.Array, y: jax.Array) -> jax.Array:
     """``x^H @ y`` without materialising ``x^H`` (``conj(x^T conj(y))``; see :func:`_mm_h`)."""
-    out = jnp.einsum("...ji,...jk->...ik", x, jnp.conj(y), precision=lax.Precision.HIGHEST)
+    out = jnp.einsum(
+        "...ji,...jk->...ik", x, jnp.conj(y), precision=_HI,
+        out_sharding=contraction_sharding(x, y, -1, -1, -2, -2),
+    )
     return jnp.conj(out)
 
 
@@ -29,5 +47,8 @@ def _mm_h(x: jax.Array, y: jax.Array) -> jax.Array:
     contraction, so that when ``y`` is a primal value and ``x`` a tangent,
     reverse mode saves ``y`` itself rather than a transposed copy.
     """
-    out = jnp.einsum("...ij,...kj->...ik", jnp.conj(x), y, precision=lax.Precision.HIGHEST)
+    out = jnp.einsum(
+        "...ij,...kj->...ik", jnp.conj(x), y, precision=_HI,
+        out_sharding=contraction_sharding(x, y, -2, -2, -1, -1),
+    )
     return jnp.conj(out)

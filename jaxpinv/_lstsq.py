@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxpinv import _fast, _tolerance, _validate
+from jaxpinv import _fast, _sharding, _tolerance, _validate
 from jaxpinv._batching import all_true
 from jaxpinv._damped import _check_damping, _damped_impl
 from jaxpinv._pinv import (
@@ -215,6 +215,9 @@ def _lstsq_impl(a: jax.Array, b: jax.Array, atol: Any, rtol: Any, full: bool, fa
     atol, rtol = _tolerance.resolve(atol, rtol, batch, m, n, out_dtype)
     a = jnp.broadcast_to(a.astype(compute_dtype), batch + (m, n))
     b = jnp.broadcast_to(b.astype(compute_dtype), batch + (m, k))
+    # TSQR for a row-sharded a (b sharded like its rows); other shardings gathered (see _sharding).
+    a, _ = _sharding.prepare(a)
+    b = _sharding.like_rows(b, a)
     real = jnp.finfo(out_dtype).dtype
     if a.size == 0:  # no singular values: rank 0, x = 0, residuals |b|^2
         x = jnp.zeros(batch + (n, k), out_dtype)
@@ -262,7 +265,7 @@ def _lstsq_core(
     qualifies (by the same decision as ``_pinv_core``'s; the singular values
     are then NaN, unknown without the SVD), else the SVD does, reusing its QR.
     """
-    if not fast:
+    if not fast or _sharding.native(a):
         return _svd_solve(a, b, atol, rtol)
     ok, (fast_a, bad_a), factors, _ = _fast_stage_one(a, atol, rtol, False)
     m, n = a.shape[-2:]

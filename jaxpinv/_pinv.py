@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxpinv import _fast, _tolerance, _validate
+from jaxpinv import _fast, _sharding, _tolerance, _validate
 from jaxpinv._batching import all_true
 from jaxpinv._linalg import _h, _hmm, _mm, _mm_h
 
@@ -249,6 +249,8 @@ def _prepare(
     # out_dtype is the input's inexact dtype: its eps sets the default rtol.
     atol_b, rtol_b = _tolerance.resolve(atol, rtol, batch, m, n, out_dtype)
     a = jnp.broadcast_to(a.astype(compute_dtype), batch + (m, n))
+    # Matrix dimensions sharded in a way TSQR does not take are gathered (see _sharding).
+    a, _ = _sharding.prepare(a)
     if hermitian and a.size:
         a = jax.checkpoint(_hermitian_from_lower)(a)
     return a, atol_b, rtol_b, out_dtype
@@ -278,6 +280,8 @@ def _rank_impl(a: jax.Array, atol: Any, rtol: Any, hermitian: bool) -> jax.Array
 def _fast_path_taken(a: jax.Array, atol: Any = None, rtol: Any = None, hermitian: bool = False) -> jax.Array:
     """Would ``pinv(a, atol=atol, rtol=rtol, hermitian=hermitian)`` take the fast path? (tests, benchmarks)"""
     a, atol, rtol, _ = _prepare(a, atol, rtol, hermitian)
+    if _sharding.native(a):
+        return jnp.asarray(False)
     return all_true(_fast_stage_one(a, atol, rtol, hermitian)[0])
 
 
@@ -374,7 +378,7 @@ def _decompose(
         core = _h(a) if wide else a
         q = None
         if tall or wide:
-            q, core = jnp.linalg.qr(core) if qr is None else qr
+            q, core = _sharding.qr(core) if qr is None else qr  # TSQR if row-sharded
             core = _h(core) if wide else core
         u, values, vh = jnp.linalg.svd(core, full_matrices=False)
         factors = (u, vh, q if tall else None, q if wide else None)
@@ -401,7 +405,7 @@ def _pinv_core(a: jax.Array, atol: jax.Array, rtol: jax.Array, hermitian: bool, 
     the SVD path reduces by the same QR. The decision is one batch-level
     ``cond`` (unbatched under ``vmap``, see :mod:`jaxpinv._batching`).
     """
-    if not fast:
+    if not fast or _sharding.native(a):  # a row-sharded matrix: TSQR and the SVD (see _sharding)
         return _svd_outputs(a, atol, rtol, hermitian)
     ok, (a, bad), factors, s_hi = _fast_stage_one(a, atol, rtol, hermitian)
     m, n = a.shape[-2:]

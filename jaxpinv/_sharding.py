@@ -1,0 +1,207 @@
+"""One matrix over many devices: TSQR for row-sharded tall input, and any other sharding made safe.
+
+Batches shard for free: every matrix is factored where it lives. A single
+matrix whose *rows* are sharded over a mesh axis (a data matrix holding its
+samples on several devices) needs a communication-avoiding factorization,
+TSQR (Demmel, Grigori, Hoemmen, Langou 2012):
+
+1. each device factors its own rows, ``A_i = Q_i R_i`` (``m/p x n`` and
+   ``n x n``), in ``jax.shard_map``;
+2. the ``p`` small factors are gathered, ``p n^2`` entries, and factored
+   once more, ``[R_1; ...; R_p] = Q' R``, on every device;
+3. each device forms its rows of ``Q`` as ``Q_i Q'_i`` (``Q'_i`` its own
+   ``n`` rows of ``Q'``: a slice, no communication).
+
+``A = Q R`` with ``Q`` sharded like ``A``, and the SVD path proceeds as for
+any tall matrix (``A = Q R``, SVD of the small ``R``: Chan's R-SVD), so
+``pinv``, ``matrix_rank``, ``lstsq`` and ``lstsq_full`` keep their exact
+semantics. Nothing of size ``m`` moves: the forward gathers ``p n^2``
+entries per matrix, and every product that contracts over the sharded rows
+(``A^H dA``, ``P b``, ...) ends in an all-reduce of an ``n x n`` (or
+``n x k``) result (:func:`jaxpinv._linalg._mm` and its siblings pass the
+output sharding that JAX's explicit sharding asks for there).
+
+This applies where JAX can see the sharding at trace time: mesh axes of type
+``Explicit`` (``jax.make_mesh``'s default from jax 0.7), where the sharding is
+part of the array's type. A matrix qualifies ("native") when one matrix
+dimension is sharded over mesh axes of total size ``p >= 2``, the other is
+not, and each device's block is itself tall: ``m`` divisible by ``p`` and
+``m / p >= n`` for sharded rows (wide input sharded along its columns is the
+adjoint case, ``n / p >= m``). Every other explicit sharding of the matrix
+dimensions (both, rows of a square or short matrix, uneven blocks) is
+resharded so that each matrix lives whole on the devices that hold it
+(:func:`prepare`): an all-gather of the matrix, ``O(m n)`` bytes per device,
+and then the single-device algorithm. The batch dimensions keep their
+sharding throughout. With ``Auto`` mesh axes the sharding is the compiler's
+business, not the type's: XLA's partitioner gathers the matrix for the
+factorizations (the documented cost; use ``Explicit`` axes for TSQR).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from jax.sharding import NamedSharding, PartitionSpec
+
+try:  # public from jax 0.7; jax.experimental.shard before
+    _reshard = jax.sharding.reshard
+except AttributeError:  # pragma: no cover - exercised by the dependency-floor run
+    from jax.experimental.shard import reshard as _reshard
+
+
+def _explicit(x: Any) -> "tuple[Any, tuple[Any, ...]] | None":
+    """``(mesh, spec padded to x.ndim)`` if ``x``'s type carries an explicit sharding of some dimension, else None."""
+    try:
+        sharding = jax.typeof(x).sharding
+    except Exception:  # pragma: no cover - no sharding in the type (older JAX, non-array)
+        return None
+    if not isinstance(sharding, NamedSharding):
+        return None
+    spec = tuple(sharding.spec)
+    spec = spec + (None,) * (jnp.ndim(x) - len(spec))
+    if all(s is None for s in spec):
+        return None
+    return sharding.mesh, spec
+
+
+def _axes(entry: Any) -> tuple[Any, ...]:
+    """The mesh axis names of one spec entry (``None``, a name, or a tuple of names)."""
+    if entry is None:
+        return ()
+    return tuple(entry) if isinstance(entry, tuple) else (entry,)
+
+
+def _size(mesh: Any, entry: Any) -> int:
+    """How many devices one spec entry splits its dimension over."""
+    return math.prod(mesh.shape[name] for name in _axes(entry))
+
+
+def native(a: jax.Array) -> bool:
+    """Is ``a`` a batch of tall matrices sharded along their rows (or wide along their columns) that TSQR factors in place?"""
+    info = _explicit(a)
+    if info is None:
+        return False
+    mesh, spec = info
+    m, n = a.shape[-2:]
+    rows, cols = spec[-2], spec[-1]
+    if rows is not None and cols is None:
+        p = _size(mesh, rows)
+        return p >= 2 and m % p == 0 and m // p >= n >= 1
+    if cols is not None and rows is None:
+        p = _size(mesh, cols)
+        return p >= 2 and n % p == 0 and n // p >= m >= 1
+    return False
+
+
+def replicate_matrix(x: jax.Array) -> jax.Array:
+    """``x`` with its last two dimensions unsharded (batch dimensions keep their sharding); ``x`` itself if already so."""
+    info = _explicit(x)
+    if info is None:
+        return x
+    mesh, spec = info
+    if spec[-2] is None and spec[-1] is None:
+        return x
+    return _reshard(x, NamedSharding(mesh, PartitionSpec(*spec[:-2], None, None)))
+
+
+def prepare(a: jax.Array) -> tuple[jax.Array, bool]:
+    """``(a', native)``: ``a`` unchanged if TSQR factors it where it lives, else with whole matrices per device.
+
+    An explicit sharding of the matrix dimensions that TSQR does not handle
+    would make ``svd``/``qr``/``eigh`` refuse the operand (JAX's sharding
+    rules for them require unsharded matrix dimensions); resharding gathers
+    each matrix onto the devices that hold its batch entry: ``O(m n)`` bytes.
+    """
+    if native(a):
+        return a, True
+    return replicate_matrix(a), False
+
+
+def like_rows(b: jax.Array, a: jax.Array) -> jax.Array:
+    """A right-hand side ``b`` (``(*, m, k)``) sharded to match a native ``a``'s rows, or with whole matrices otherwise.
+
+    For ``a`` sharded along its rows, ``b`` is sharded the same way (a slice
+    of a replicated ``b``, no communication); a wide ``a`` sharded along its
+    columns has few rows, and ``b`` is replicated over them.
+    """
+    info = _explicit(a)
+    if info is None or not native(a):
+        return replicate_matrix(b)
+    mesh, spec = info
+    if spec[-2] is None:  # wide, columns sharded: b has m (few) rows
+        return replicate_matrix(b)
+    bspec = _explicit(b)
+    batch = bspec[1][:-2] if bspec is not None else (None,) * (b.ndim - 2)
+    target = PartitionSpec(*batch, spec[-2], None)
+    return _reshard(b, NamedSharding(mesh, target))
+
+
+def qr(a: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Thin ``(Q, R)`` of a batch of tall matrices: TSQR if ``a`` is sharded along its rows, else ``jnp.linalg.qr``.
+
+    ``Q`` comes back sharded like ``a``; ``R`` (``n x n``) replicated over the
+    row axes (batch dimensions keep their sharding).
+    """
+    info = _explicit(a)
+    if info is None or info[1][-2] is None:
+        q, r = jnp.linalg.qr(a)
+        return q, r
+    mesh, spec = info
+    batch, rows = spec[:-2], spec[-2]
+    local = PartitionSpec(*batch, rows, None)
+
+    def factor(block: jax.Array) -> tuple[jax.Array, jax.Array]:
+        q, r = jnp.linalg.qr(block)
+        return q, r
+
+    # check_vma=False: LAPACK custom calls carry no replication rule; both
+    # outputs are sharded along the rows (R stacked: p n x n), none replicated.
+    q_local, r_stacked = jax.shard_map(factor, mesh=mesh, in_specs=local, out_specs=(local, local), check_vma=False)(a)
+    # The one collective: gather the p small R factors (p n^2 entries) ...
+    r_stacked = _reshard(r_stacked, NamedSharding(mesh, PartitionSpec(*batch, None, None)))
+    # ... and factor them on every device: [R_1; ...; R_p] = Q' R.
+    q_small, r = jnp.linalg.qr(r_stacked)
+    # Each device's n rows of Q' (a slice of a replicated array: no communication).
+    q_small = _reshard(q_small, NamedSharding(mesh, local))
+
+    def combine(q_block: jax.Array, q_small_block: jax.Array) -> jax.Array:
+        return jnp.matmul(q_block, q_small_block, precision=jax.lax.Precision.HIGHEST)
+
+    q = jax.shard_map(combine, mesh=mesh, in_specs=(local, local), out_specs=local, check_vma=False)(q_local, q_small)
+    return q, r
+
+
+def contraction_sharding(x: jax.Array, y: jax.Array, x_keep: int, y_keep: int, x_sum: int, y_sum: int) -> Any:
+    """The output sharding JAX's explicit mode asks for in ``x``-by-``y`` products contracting a sharded dimension.
+
+    For a product of two batches of matrices ``(..., i, j) x (..., j, k)``
+    (in whichever layout: the kept and summed dimensions of each operand are
+    given as -1 or -2) whose summed dimension is sharded, the result
+    ``(..., i, k)`` keeps the batch's and the kept dimensions' shardings and
+    is replicated over the summed axes (XLA adds the all-reduce). ``None``
+    where no summed dimension is sharded: the product needs nothing.
+    """
+    xi, yi = _explicit(x), _explicit(y)
+    if xi is None and yi is None:
+        return None
+    summed = set()
+    for info, dim in ((xi, x_sum), (yi, y_sum)):
+        if info is not None:
+            summed.update(_axes(info[1][dim]))
+    if not summed:
+        return None
+    mesh = (xi or yi)[0]
+    ndim = max(x.ndim, y.ndim)
+    batch: list[Any] = [None] * (ndim - 2)
+    for info, arr in ((yi, y), (xi, x)):  # x's batch sharding wins where both have one
+        if info is not None:
+            for d, entry in enumerate(info[1][: arr.ndim - 2]):
+                if entry is not None:
+                    batch[ndim - arr.ndim + d] = entry
+    i = xi[1][x_keep] if xi is not None else None
+    k = yi[1][y_keep] if yi is not None else None
+    out = [e if not (set(_axes(e)) & summed) else None for e in (*batch, i, k)]
+    return NamedSharding(mesh, PartitionSpec(*out))
