@@ -216,7 +216,7 @@ def _lstsq_impl(a: jax.Array, b: jax.Array, atol: Any, rtol: Any, full: bool, fa
     a = jnp.broadcast_to(a.astype(compute_dtype), batch + (m, n))
     b = jnp.broadcast_to(b.astype(compute_dtype), batch + (m, k))
     # TSQR for a row-sharded a (b sharded like its rows); other shardings gathered (see _sharding).
-    a, _ = _sharding.prepare(a)
+    a, _ = _sharding.prepare(_sharding.on_common_mesh(a, b))
     b = _sharding.like_rows(b, a)
     real = jnp.finfo(out_dtype).dtype
     if a.size == 0:  # no singular values: rank 0, x = 0, residuals |b|^2

@@ -120,6 +120,27 @@ def prepare(a: jax.Array) -> tuple[jax.Array, bool]:
     return replicate_matrix(a), False
 
 
+def _mesh(x: Any) -> Any:
+    """The (non-empty) mesh of ``x``'s explicit sharding type, or None."""
+    try:
+        sharding = jax.typeof(x).sharding
+    except Exception:  # pragma: no cover
+        return None
+    mesh = getattr(sharding, "mesh", None)
+    return mesh if isinstance(sharding, NamedSharding) and mesh is not None and mesh.shape else None
+
+
+def on_common_mesh(a: jax.Array, b: jax.Array) -> jax.Array:
+    """``a`` replicated over ``b``'s mesh where ``a``'s type names no mesh and ``b``'s does.
+
+    jax 0.6's explicit sharding refuses products of an array without a mesh
+    and one with (later versions place the former themselves).
+    """
+    if _mesh(a) is None and _mesh(b) is not None:
+        return _reshard(a, NamedSharding(_mesh(b), PartitionSpec()))
+    return a
+
+
 def like_rows(b: jax.Array, a: jax.Array) -> jax.Array:
     """A right-hand side ``b`` (``(*, m, k)``) sharded to match a native ``a``'s rows, or with whole matrices otherwise.
 
