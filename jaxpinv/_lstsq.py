@@ -92,6 +92,9 @@ def lstsq(
     rows do not match `a`'s or the batch dimensions do not broadcast (with
     `damping` too), `TypeError` if `b` is not numeric.
 
+    **Sharding:** as :func:`pinv`; for a tall `a` sharded along its rows
+    (TSQR), `b` is sharded like `a`'s rows and ``x`` comes back replicated.
+
     **Derivatives:** a ``custom_jvp`` in both `a` and `b`,
 
     ``dx = -P dA x + P P^H dA^H (b - A x) + (I - P A) dA^H P^H x + P db``,

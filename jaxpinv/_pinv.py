@@ -101,6 +101,14 @@ def pinv(
       negative tolerances are treated as 0); the tolerances do not broadcast
       against the batch shape.
 
+    **Sharding:** a batch sharded over its leading axes stays so, each
+    device factoring its own matrices. A tall matrix sharded along its rows
+    over ``Explicit`` mesh axes (wide: along its columns) is factored in place
+    by TSQR, nothing with ``m`` rows moving between devices; the result comes
+    back sharded along its columns. Any other sharding of the matrix
+    dimensions is first gathered whole onto each device. See the README,
+    "Scaling out".
+
     **Derivatives:** a ``jax.custom_jvp`` rule (Golub and Pereyra, 1973),
     valid wherever the rank after the cutoff is locally constant::
 

@@ -160,6 +160,20 @@ def like_rows(b: jax.Array, a: jax.Array) -> jax.Array:
     return _reshard(b, NamedSharding(mesh, target))
 
 
+def _thin_qr(x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Thin Householder QR of tall ``x`` from ``geqrf`` and ``orgqr``.
+
+    Rather than ``jnp.linalg.qr``, whose lowering masks ``R`` with an
+    unsharded ``select`` that JAX's explicit sharding refuses when the batch
+    is sharded over a mesh axis inside ``shard_map`` (under ``vmap``): the
+    same factorization, with the triangle taken by ``jnp.triu``.
+    """
+    raw, taus = jnp.linalg.qr(x, mode="raw")
+    packed = jnp.swapaxes(raw, -1, -2)
+    n = x.shape[-1]
+    return jax.lax.linalg.householder_product(packed, taus), jnp.triu(packed[..., :n, :])
+
+
 def qr(a: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Thin ``(Q, R)`` of a batch of tall matrices: TSQR if ``a`` is sharded along its rows, else ``jnp.linalg.qr``.
 
@@ -175,8 +189,7 @@ def qr(a: jax.Array) -> tuple[jax.Array, jax.Array]:
     local = PartitionSpec(*batch, rows, None)
 
     def factor(block: jax.Array) -> tuple[jax.Array, jax.Array]:
-        q, r = jnp.linalg.qr(block)
-        return q, r
+        return _thin_qr(block)
 
     # check_vma=False: LAPACK custom calls carry no replication rule; both
     # outputs are sharded along the rows (R stacked: p n x n), none replicated.
@@ -184,7 +197,7 @@ def qr(a: jax.Array) -> tuple[jax.Array, jax.Array]:
     # The one collective: gather the p small R factors (p n^2 entries) ...
     r_stacked = _reshard(r_stacked, NamedSharding(mesh, PartitionSpec(*batch, None, None)))
     # ... and factor them on every device: [R_1; ...; R_p] = Q' R.
-    q_small, r = jnp.linalg.qr(r_stacked)
+    q_small, r = _thin_qr(r_stacked)
     # Each device's n rows of Q' (a slice of a replicated array: no communication).
     q_small = _reshard(q_small, NamedSharding(mesh, local))
 

@@ -149,6 +149,20 @@ def values() -> None:
     for tag, fn in (("batched", jaxpinv.pinv), ("vmap", jax.vmap(jaxpinv.pinv))):
         p = jax.jit(fn)(a)
         check(f"batch of 3, {tag}: vs NumPy, sharded", rel(p, ref) < 1e-10 and spec(p) == (None, None, "rows"), f"{rel(p, ref):.1e} {spec(p)}")
+    # a 2-D mesh: the batch over one axis, the rows over the other; batched, vmap, grad(vmap)
+    mesh2 = jax.make_mesh((2, 4), ("b", "r"), axis_types=EXPLICIT * 2)
+    xs = np.stack([matrix(m, n, 1e2) for _ in range(4)])
+    a = jax.device_put(xs, NamedSharding(mesh2, P("b", "r", None)))
+    ref = np.linalg.pinv(xs)
+    for tag, fn in (("batched", jaxpinv.pinv), ("vmap", jax.vmap(jaxpinv.pinv))):
+        p = jax.jit(fn)(a)
+        check(f"2-D mesh (batch x rows), {tag}: vs NumPy, sharded", rel(p, ref) < 1e-10 and spec(p) == ("b", None, "r"),
+              f"{rel(p, ref):.1e} {spec(p)}")
+        check_collectives(f"2-D mesh, {tag}", fn, (a,), m, 4 * 8 * n * n)
+    g = jax.jit(jax.grad(lambda a: jnp.sum(jax.vmap(jaxpinv.pinv)(a) ** 2)))(a)
+    g1 = jax.jit(jax.grad(lambda a: jnp.sum(jaxpinv.pinv(a) ** 2)))(jnp.asarray(xs))
+    check("2-D mesh, grad(vmap): vs unsharded, sharded like a", rel(g, np.asarray(g1)) < 1e-10 and spec(g) == ("b", "r", None),
+          f"{rel(g, np.asarray(g1)):.1e} {spec(g)}")
     # the compiled programs: nothing of size m moves
     a, b = jax.device_put(matrix(m, n, 1e2), ROWS), jax.device_put(rng.standard_normal((m, 2)), ROWS)
     limit = 8 * n * n
