@@ -11,7 +11,7 @@
 # The "devices" are 8 simulated CPU devices (the XLA flag below, set before
 # JAX starts); on GPUs or TPUs the mesh is built from `jax.devices()` and
 # nothing else changes. The mesh axes are `Explicit` (`jax.make_mesh`'s
-# default from jax 0.7): the sharding is part of the array's type, which is
+# default in current JAX): the sharding is part of the array's type, which is
 # how jaxpinv sees it. Run with `python examples/sharded_lstsq.py` (`--fast`
 # for the small version used in CI).
 
@@ -46,7 +46,7 @@ import jaxpinv
 
 try:
     reshard = jax.sharding.reshard
-except AttributeError:  # jax < 0.7
+except AttributeError:  # jax 0.6
     from jax.experimental.shard import reshard
 
 print("jax", jax.__version__, "| backend", jax.default_backend(), "|", jax.device_count(), "devices")

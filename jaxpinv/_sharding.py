@@ -22,7 +22,7 @@ entries per matrix, and every product that contracts over the sharded rows
 output sharding that JAX's explicit sharding asks for there).
 
 This applies where JAX can see the sharding at trace time: mesh axes of type
-``Explicit`` (``jax.make_mesh``'s default from jax 0.7), where the sharding is
+``Explicit`` (``jax.make_mesh``'s default in current JAX), where the sharding is
 part of the array's type. A matrix qualifies ("native") when one matrix
 dimension is sharded over mesh axes of total size ``p >= 2``, the other is
 not, and each device's block is itself tall: ``m`` divisible by ``p`` and
@@ -44,9 +44,10 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 
-try:  # public from jax 0.7; jax.experimental.shard before
+try:  # jax.sharding.reshard in current JAX; jax.experimental.shard in jax 0.6
     _reshard = jax.sharding.reshard
 except AttributeError:  # pragma: no cover - exercised by the dependency-floor run
     from jax.experimental.shard import reshard as _reshard
@@ -166,12 +167,15 @@ def _thin_qr(x: jax.Array) -> tuple[jax.Array, jax.Array]:
     Rather than ``jnp.linalg.qr``, whose lowering masks ``R`` with an
     unsharded ``select`` that JAX's explicit sharding refuses when the batch
     is sharded over a mesh axis inside ``shard_map`` (under ``vmap``): the
-    same factorization, with the triangle taken by ``jnp.triu``.
+    same factorization, with the triangle taken by a product with a constant
+    mask (``jnp.triu`` broadcasts its mask with the operand's sharding, which
+    jax 0.6 refuses there too). The input holds no Inf or NaN (sanitised).
     """
     raw, taus = jnp.linalg.qr(x, mode="raw")
     packed = jnp.swapaxes(raw, -1, -2)
     n = x.shape[-1]
-    return jax.lax.linalg.householder_product(packed, taus), jnp.triu(packed[..., :n, :])
+    upper = np.triu(np.ones((n, n), dtype=x.dtype))
+    return jax.lax.linalg.householder_product(packed, taus), packed[..., :n, :] * upper
 
 
 def qr(a: jax.Array) -> tuple[jax.Array, jax.Array]:

@@ -9,7 +9,8 @@ group prints one line per check; the test fails on any ``BAD`` line.
   wide along columns, batches and ``vmap``) against NumPy in float64 and
   the unsharded call; TSQR's accuracy within 2x of the one-device path;
   the output shardings; the compiled programs' collectives (none of size
-  m); peak memory per device at m = 2e6, n = 64 against gathering.
+  m); peak memory per device at m = 2e6, n = 64 against gathering; the
+  README's TSQR snippet, run as printed.
 - ``derivatives`` + ``other`` (slow): grad / jvp / jacrev / ``grad(vmap)``
   equal to unsharded with the input's sharding in the cotangent, central
   differences; every other sharding (both dimensions, square, short local
@@ -46,7 +47,7 @@ def _run(*groups: str) -> None:
 
 @pytest.mark.timeout(300)
 def test_tsqr_values_collectives_memory() -> None:
-    _run("values", "memory")
+    _run("values", "memory", "readme")
 
 
 @pytest.mark.slow

@@ -173,6 +173,23 @@ def values() -> None:
     check_collectives("grad lstsq", jax.grad(lambda a, b: jnp.sum(jaxpinv.lstsq(a, b) ** 2), argnums=(0, 1)), (a, b), m, limit)
 
 
+def readme() -> None:
+    """The README's TSQR snippet ("Scaling out", second python block) runs as printed, with the shardings it states."""
+    import pathlib
+
+    text = (pathlib.Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = text[text.index("## Scaling out"):]
+    section = section[: section.index("\n## ", 5)]
+    blocks = re.findall(r"```python\n(.*?)```", section, re.S)
+    ns: dict = {"X": matrix(1024, 16, 1e2), "y": rng.standard_normal((1024, 2))}
+    exec("import jax, jax.numpy as jnp, jaxpinv\n" + blocks[1], ns)
+    check("README snippet: beta replicated, P sharded along its columns, g like X",
+          spec(ns["beta"]) == (None, None) and spec(ns["P"]) == (None, "rows") and spec(ns["g"]) == ("rows", None),
+          f"{spec(ns['beta'])} {spec(ns['P'])} {spec(ns['g'])}")
+    ref = np.linalg.lstsq(np.asarray(ns["X"]), np.asarray(ns["y"]), rcond=None)[0]
+    check("README snippet: beta vs NumPy", rel(ns["beta"], ref) < 1e-10, f"{rel(ns['beta'], ref):.1e}")
+
+
 def derivatives() -> None:
     """grad / jvp / jacrev of pinv and lstsq with respect to a row-sharded a (and b): equal to unsharded, sharded like the input."""
     m, n = 128, 8
@@ -293,7 +310,7 @@ if __name__ == "__main__":
     if len(jax.devices()) != 8 or not jax.config.jax_enable_x64:
         print("BAD  setup: need 8 devices and x64", flush=True)
         sys.exit(2)
-    for group in sys.argv[1:] or ["values", "derivatives", "other", "memory"]:
+    for group in sys.argv[1:] or ["values", "readme", "derivatives", "other", "memory"]:
         print(f"--- {group}", flush=True)
         globals()[group]()
     print(f"{len(failures)} failed: {failures}" if failures else "all checks passed", flush=True)
