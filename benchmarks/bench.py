@@ -53,22 +53,22 @@ def _pin_cores(argv: list[str]) -> str:
             cores = arg.split("=", 1)[1]
     if cores != "all" and hasattr(os, "sched_setaffinity"):
         available = sorted(os.sched_getaffinity(0))
-        os.sched_setaffinity(0, available[-int(cores):])
+        os.sched_setaffinity(0, available[-int(cores) :])
     return cores
 
 
 _CORES = _pin_cores(sys.argv[1:])
 
-import jax  # noqa: E402
+import jax
 
 jax.config.update("jax_enable_x64", True)  # float64 cases; float32 ones pass dtypes explicitly
 
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import scipy.linalg  # noqa: E402
+import jax.numpy as jnp
+import numpy as np
+import scipy.linalg
 
-import jaxpinv  # noqa: E402
-from jaxpinv._pinv import _fast_path_taken  # noqa: E402
+import jaxpinv
+from jaxpinv._pinv import _fast_path_taken
 
 _SCIPY_BATCHES = tuple(int(v) for v in scipy.__version__.split(".")[:2]) >= (1, 16)
 
@@ -80,6 +80,7 @@ def _scipy_batched(fn: Any, x: np.ndarray) -> np.ndarray:
         return fn(x)
     out = [fn(m) for m in x.reshape((-1,) + x.shape[-2:])]
     return np.stack(out).reshape(x.shape[:-2] + out[0].shape)
+
 
 try:  # torch is an optional peer
     import torch
@@ -170,7 +171,9 @@ def make_input(case: Case, rng: np.random.Generator) -> tuple[np.ndarray, np.nda
     return a.astype(case.dtype), pinv
 
 
-def median_times(fns: dict[str, Callable[[], Any]], budget_s: float, min_rounds: int, max_rounds: int) -> dict[str, float]:
+def median_times(
+    fns: dict[str, Callable[[], Any]], budget_s: float, min_rounds: int, max_rounds: int
+) -> dict[str, float]:
     """Interleaved rounds, one call of each function per round; medians in ms."""
     for f in fns.values():  # warm-up (compilation happened before)
         f()
@@ -241,8 +244,11 @@ def run_case(case: Case, args: argparse.Namespace, rng: np.random.Generator) -> 
         "svd path": jax.jit(svd_path),
         "jnp": jax.jit(theirs),
     }
-    grad = {"jaxpinv": jax.jit(jax.value_and_grad(loss(ours))), "svd path": jax.jit(jax.value_and_grad(loss(svd_path))),
-            "jnp": jax.jit(jax.value_and_grad(loss(theirs)))}
+    grad = {
+        "jaxpinv": jax.jit(jax.value_and_grad(loss(ours))),
+        "svd path": jax.jit(jax.value_and_grad(loss(svd_path))),
+        "jnp": jax.jit(jax.value_and_grad(loss(theirs))),
+    }
     jvp = {
         "jaxpinv": jax.jit(lambda x, t: jax.jvp(ours, (x,), (t,))),
         "jnp": jax.jit(lambda x, t: jax.jvp(theirs, (x,), (t,))),
@@ -287,10 +293,17 @@ def run_case(case: Case, args: argparse.Namespace, rng: np.random.Generator) -> 
             "floor": jit["floor"],
             "jaxpinv": jax.jit(jaxpinv.lstsq),
             "svd path": jax.jit(lambda x, y: jaxpinv.lstsq(x, y, method="svd")),
-            "jnp": jax.jit(lambda x, y: jnp.linalg.lstsq(x, y)[0] if x.ndim == 2
-                           else jax.vmap(lambda xi, yi: jnp.linalg.lstsq(xi, yi)[0])(x, y)),
+            "jnp": jax.jit(
+                lambda x, y: (
+                    jnp.linalg.lstsq(x, y)[0]
+                    if x.ndim == 2
+                    else jax.vmap(lambda xi, yi: jnp.linalg.lstsq(xi, yi)[0])(x, y)
+                )
+            ),
         }
-        calls = {k: (lambda k=k, f=f: jax.block_until_ready(f(a) if k == "floor" else f(a, b))) for k, f in lfns.items()}
+        calls = {
+            k: (lambda k=k, f=f: jax.block_until_ready(f(a) if k == "floor" else f(a, b))) for k, f in lfns.items()
+        }
         out["lstsq"] = median_times(calls, args.budget, args.min_rounds, args.max_rounds)
         xref = np.einsum("...ij,...j->...i", ref, b_np.astype(ref.dtype))
         out["lstsq err"] = {k: rel_err(f(), xref) for k, f in calls.items() if k != "floor"}
@@ -302,8 +315,9 @@ def run_case(case: Case, args: argparse.Namespace, rng: np.random.Generator) -> 
     return out
 
 
-def vmap_mode(f: Callable[[jax.Array], jax.Array], a: jax.Array, c: jax.Array, t: jax.Array,
-              args: argparse.Namespace) -> dict[str, float]:
+def vmap_mode(
+    f: Callable[[jax.Array], jax.Array], a: jax.Array, c: jax.Array, t: jax.Array, args: argparse.Namespace
+) -> dict[str, float]:
     """The per-matrix function under ``jax.vmap`` against the natively batched call.
 
     Research code writes the per-example function and maps it; the rules'
@@ -318,17 +332,29 @@ def vmap_mode(f: Callable[[jax.Array], jax.Array], a: jax.Array, c: jax.Array, t
 
     pairs = {
         "fwd": (jax.jit(f), jax.jit(jax.vmap(f)), (a,)),
-        "grad(vmap)": (jax.jit(jax.value_and_grad(loss)),
-                       jax.jit(jax.value_and_grad(lambda x, cm: jnp.sum(jax.vmap(loss)(x, cm)))), (a, c)),
+        "grad(vmap)": (
+            jax.jit(jax.value_and_grad(loss)),
+            jax.jit(jax.value_and_grad(lambda x, cm: jnp.sum(jax.vmap(loss)(x, cm)))),
+            (a, c),
+        ),
         "vmap(grad)": (jax.jit(jax.value_and_grad(loss)), jax.jit(jax.vmap(jax.value_and_grad(loss))), (a, c)),
-        "jvp": (jax.jit(lambda x, dx: jax.jvp(f, (x,), (dx,))),
-                jax.jit(jax.vmap(lambda x, dx: jax.jvp(f, (x,), (dx,)))), (a, t)),
+        "jvp": (
+            jax.jit(lambda x, dx: jax.jvp(f, (x,), (dx,))),
+            jax.jit(jax.vmap(lambda x, dx: jax.jvp(f, (x,), (dx,)))),
+            (a, t),
+        ),
     }
     out: dict[str, float] = {}
     for mode, (batched, mapped, xs) in pairs.items():
-        times = median_times({"batched": lambda: jax.block_until_ready(batched(*xs)),
-                              "vmap": lambda: jax.block_until_ready(mapped(*xs))},
-                             args.budget, args.min_rounds, args.max_rounds)
+        times = median_times(
+            {
+                "batched": lambda: jax.block_until_ready(batched(*xs)),
+                "vmap": lambda: jax.block_until_ready(mapped(*xs)),
+            },
+            args.budget,
+            args.min_rounds,
+            args.max_rounds,
+        )
         out[mode] = times["vmap"] / times["batched"]
         out[mode + " ms"] = times["batched"]
     return out
@@ -363,8 +389,8 @@ def tables(results: list[dict[str, Any]]) -> str:
 
     lines = [f"Machine: {describe_machine()}", ""]
     lines += [
-        "**Forward** (median ms; path: which one `method=\"auto\"` took; ratios: jaxpinv / floor, its SVD path "
-        "(`method=\"svd\"`) / floor, jnp / floor, speed-up of jaxpinv over jnp and torch)",
+        '**Forward** (median ms; path: which one `method="auto"` took; ratios: jaxpinv / floor, its SVD path '
+        '(`method="svd"`) / floor, jnp / floor, speed-up of jaxpinv over jnp and torch)',
         "",
         "| case | path | floor | jaxpinv | svd path | jnp | numpy | scipy | torch | ours/floor | svd path/floor | "
         "jnp/floor | vs jnp | vs torch |",
@@ -447,7 +473,7 @@ def tables(results: list[dict[str, Any]]) -> str:
     lines += [
         "",
         "**Accuracy** (max |P − P_ref| / max |P_ref|; inputs `U diag(s) V^H` with condition number 100 (or the "
-        "case's κ; \"half\": rank n/2, \"below\": one value at half the default cutoff); P_ref: "
+        'case\'s κ; "half": rank n/2, "below": one value at half the default cutoff); P_ref: '
         "float64 NumPy pinv of the rounded input for float32/complex64, the constructed `V diag(1/s) U^H` for "
         "float64/complex128, itself off by ~eps·cond from the rounding of the input)",
         "",
@@ -482,8 +508,12 @@ def crossover(args: argparse.Namespace, rng: np.random.Generator) -> str:
     for ratio in (1, 4) if args.quick else (1, 1.5, 2, 3, 4, 8):
         a = jnp.asarray(rng.standard_normal((int(ratio * n), n)), jnp.float32)
         fns = {k: jax.jit(f) for k, f in (("direct", direct), ("qr", reduced))}
-        t = median_times({k: (lambda f=f: jax.block_until_ready(f(a))) for k, f in fns.items()},
-                         args.budget, args.min_rounds, args.max_rounds)
+        t = median_times(
+            {k: (lambda f=f: jax.block_until_ready(f(a))) for k, f in fns.items()},
+            args.budget,
+            args.min_rounds,
+            args.max_rounds,
+        )
         lines.append(f"| {ratio} | {fmt(t['direct'])} | {fmt(t['qr'])} | {fmt(t['qr'] / t['direct'])} |")
     return "\n".join(lines)
 
@@ -509,7 +539,9 @@ def main(argv: list[str] | None = None) -> int:
     for case in cases:
         t0 = time.perf_counter()
         results.append(run_case(case, args, rng))
-        print(f"# {case.name} {np.dtype(case.dtype).name}: {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
+        print(
+            f"# {case.name} {np.dtype(case.dtype).name}: {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True
+        )
     text = tables(results)
     if not args.cases:
         text += "\n\n" + crossover(args, rng)

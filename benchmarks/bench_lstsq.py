@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import sys
 
+import jax
+import jax.numpy as jnp
+import numpy as np
 from bench import _CORES, describe_machine, fmt, median_times  # noqa: F401  (pins cores first)
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-
-import jaxpinv  # noqa: E402
+import jaxpinv
 
 
 def main(argv: list[str]) -> int:

@@ -102,7 +102,10 @@ def directional(name, a):
 
 def finite_difference(a, h=FD_STEP):
     """Independent float64 reference: central difference of ``w^T pinv(a) y`` in NumPy."""
-    loss = lambda b: w @ np.linalg.pinv(b) @ y
+
+    def loss(b):
+        return w @ np.linalg.pinv(b) @ y
+
     return (loss(a + h * E) - loss(a - h * E)) / (2 * h)
 
 
@@ -180,7 +183,8 @@ ax.set_ylim(1e-12, NAN_Y * 4)
 ticks = [1e-1, 1e-4, 1e-7, 1e-10, 1e-12]
 ax.set_xticks(ticks + list(special_x.values()))
 ax.set_xticklabels(
-    [f"$10^{{{int(np.log10(t))}}}$" for t in ticks] + ["gap 0\nrandom\nU, V", "gap 0\ndiagonal", "identity\neye(6, 4)"], fontsize=8
+    [f"$10^{{{int(np.log10(t))}}}$" for t in ticks] + ["gap 0\nrandom\nU, V", "gap 0\ndiagonal", "identity\neye(6, 4)"],
+    fontsize=8,
 )
 ax.minorticks_off()
 ax.set_xlabel("gap between the two largest singular values")

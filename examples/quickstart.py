@@ -147,7 +147,6 @@ except ImportError:
     torch = None
 
 
-
 def exact_pinv(kw):
     """V diag(1/s) U^T over the kept singular values: m was built from its SVD."""
     atol = np.asarray(kw.get("atol", 0.0))
@@ -169,7 +168,10 @@ for name, kw in settings.items():
     row = {"setting": name, "rank": np.asarray(jaxpinv.matrix_rank(m32, **kw)).tolist()}
     row["err"] = rel_err(np.asarray(jaxpinv.pinv(m32, **kw), np.float64), kw)
     if torch is not None:
-        tkw = {k: torch.from_numpy(np.asarray(val, np.float32)) if isinstance(val, np.ndarray) else val for k, val in kw.items()}
+        tkw = {
+            k: torch.from_numpy(np.asarray(val, np.float32)) if isinstance(val, np.ndarray) else val
+            for k, val in kw.items()
+        }
         tm = torch.from_numpy(m.astype(np.float32))
         row["torch_rank"] = torch.linalg.matrix_rank(tm, **tkw).tolist()
         row["torch_err"] = rel_err(torch.linalg.pinv(tm, **tkw).double().numpy(), kw)

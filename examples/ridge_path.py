@@ -70,8 +70,10 @@ x_train, y_train = draw(n_train)
 x_val, y_val = draw(n_val)
 x_test, y_test = draw(n_test)
 sigma = np.linalg.svd(x_train, compute_uv=False)
-print(f"train {x_train.shape}, singular values {sigma[0]:.3g} ... {sigma[-1]:.3g} "
-      f"(condition number {sigma[0] / sigma[-1]:.3g})")
+print(
+    f"train {x_train.shape}, singular values {sigma[0]:.3g} ... {sigma[-1]:.3g} "
+    f"(condition number {sigma[0] / sigma[-1]:.3g})"
+)
 
 # %% [markdown]
 # ## Why the damping matters
@@ -102,10 +104,14 @@ w_pinv = jaxpinv.lstsq(x_train, y_train)  # lambda -> 0: the minimum-norm least-
 w_zero = jaxpinv.lstsq(x_train, y_train, damping=0.0)  # damping = 0 is exactly the plain solution
 zero_diff = float(jnp.max(jnp.abs(w_zero - w_pinv)))
 val_at_zero = float(mse(x_val, y_val, w_pinv))
-print(f"damping=0 vs plain lstsq: max |difference| = {zero_diff:.1e}; "
-      f"|w| = {float(jnp.linalg.norm(w_pinv)):.3g} (true |w| = {np.linalg.norm(w_true):.3g})")
-print(f"lambda = 0: train MSE {float(mse(x_train, y_train, w_pinv)):.3g}, validation MSE {val_at_zero:.4g} "
-      f"(noise floor {noise**2:.3g})")
+print(
+    f"damping=0 vs plain lstsq: max |difference| = {zero_diff:.1e}; "
+    f"|w| = {float(jnp.linalg.norm(w_pinv)):.3g} (true |w| = {np.linalg.norm(w_true):.3g})"
+)
+print(
+    f"lambda = 0: train MSE {float(mse(x_train, y_train, w_pinv)):.3g}, validation MSE {val_at_zero:.4g} "
+    f"(noise floor {noise**2:.3g})"
+)
 
 # %% [markdown]
 # ## (1) The regularization path
@@ -168,8 +174,10 @@ def descend(lam0):
 lam0 = 1e-4
 lams, losses, learned_lam = descend(lam0)
 initial_val, learned_val = float(losses[0]), float(val_loss(np.log(learned_lam)))
-print(f"gradient descent ({steps} Adam steps): lambda {lam0:.0e} -> {learned_lam:.4g}, "
-      f"validation MSE {initial_val:.4g} -> {learned_val:.4g} (grid best {grid_best_val:.4g})")
+print(
+    f"gradient descent ({steps} Adam steps): lambda {lam0:.0e} -> {learned_lam:.4g}, "
+    f"validation MSE {initial_val:.4g} -> {learned_val:.4g} (grid best {grid_best_val:.4g})"
+)
 
 # %% [markdown]
 # The validation set was used to pick $\lambda$, so its error is a little
@@ -232,12 +240,33 @@ ax.plot(grid, val_err, color="C0", lw=2, label="validation")
 ax.axhline(val_at_zero, color="C0", ls=":", lw=1, label=rf"validation at $\lambda$ = 0: {val_at_zero:.3g}")
 ax.axhline(noise**2, color="0.6", ls="-.", lw=1, label=rf"noise floor $\sigma_\varepsilon^2$ = {noise**2:.3g}")
 order = np.arange(steps)
-ax.scatter(lams, losses, c=order, cmap="Oranges", vmin=-steps // 2, s=14, zorder=3,
-           label=rf"Adam from $\lambda_0$ = {lam0:.0e}")
-ax.scatter(lams_b, losses_b, c=order, cmap="Purples", vmin=-steps // 2, s=14, zorder=3,
-           label=rf"Adam from $\lambda_0$ = {lam0_b:g} (ends at {learned_lam_b:.3g}: val {learned_val_b:.3g})")
-ax.axvline(learned_lam, color="crimson", ls="--", lw=1.2,
-           label=rf"learned $\lambda$ = {learned_lam:.3g}: val {learned_val:.3g} (grid best {grid_best_val:.3g})")
+ax.scatter(
+    lams,
+    losses,
+    c=order,
+    cmap="Oranges",
+    vmin=-steps // 2,
+    s=14,
+    zorder=3,
+    label=rf"Adam from $\lambda_0$ = {lam0:.0e}",
+)
+ax.scatter(
+    lams_b,
+    losses_b,
+    c=order,
+    cmap="Purples",
+    vmin=-steps // 2,
+    s=14,
+    zorder=3,
+    label=rf"Adam from $\lambda_0$ = {lam0_b:g} (ends at {learned_lam_b:.3g}: val {learned_val_b:.3g})",
+)
+ax.axvline(
+    learned_lam,
+    color="crimson",
+    ls="--",
+    lw=1.2,
+    label=rf"learned $\lambda$ = {learned_lam:.3g}: val {learned_val:.3g} (grid best {grid_best_val:.3g})",
+)
 ax.set_xscale("log")
 ax.set_yscale("log")
 ax.set_xlabel(r"damping $\lambda$")
@@ -289,11 +318,17 @@ result = {
     "trajectory_lambda": [float(v) for v in lams[:: max(1, steps // 25)]],
 }
 excess_ratio = (val_at_zero - noise**2) / (learned_val - noise**2)  # error above the irreducible noise
-print(f"validation MSE: lambda=0 {val_at_zero:.4g} | start lambda={lam0:.0e} {initial_val:.4g} | "
-      f"learned lambda={learned_lam:.4g} {learned_val:.4g} | grid best lambda={grid_best_lam:.4g} {grid_best_val:.4g}")
-print(f"learned / grid best = {learned_val / grid_best_val:.4f}; lambda=0 / learned = {val_at_zero / learned_val:.2f}x "
-      f"(excess over the noise floor {excess_ratio:.1f}x)")
-print(f"second start lambda={lam0_b:g} -> {learned_lam_b:.4g}: {learned_val_b:.4g} "
-      f"({learned_val_b / grid_best_val:.4f} x grid best)")
+print(
+    f"validation MSE: lambda=0 {val_at_zero:.4g} | start lambda={lam0:.0e} {initial_val:.4g} | "
+    f"learned lambda={learned_lam:.4g} {learned_val:.4g} | grid best lambda={grid_best_lam:.4g} {grid_best_val:.4g}"
+)
+print(
+    f"learned / grid best = {learned_val / grid_best_val:.4f}; lambda=0 / learned = {val_at_zero / learned_val:.2f}x "
+    f"(excess over the noise floor {excess_ratio:.1f}x)"
+)
+print(
+    f"second start lambda={lam0_b:g} -> {learned_lam_b:.4g}: {learned_val_b:.4g} "
+    f"({learned_val_b / grid_best_val:.4f} x grid best)"
+)
 print(f"wrote {png}")
 print("RESULT " + json.dumps(result))

@@ -99,9 +99,20 @@ print("solution", jax.typeof(sol), "| rank", int(rank), "| condition", float(s[0
 print(f"relative difference to numpy.linalg.lstsq in float64: {fit_err:.1e}")
 print(f"relative error against the true beta: {np.max(np.abs(beta_hat - beta)) / np.max(np.abs(beta)):.1e}")
 default_rank = int(jax.jit(jaxpinv.matrix_rank)(X))
-print(f"rank with rtol = {rtol:.1e}: {int(rank)}; with the default rtol = max(m, n) eps = {max(m, n) * np.finfo(np.float32).eps:.1e}: {default_rank}")
-result.update(m=m, n=n, fit_rel_err=fit_err, rtol=rtol, default_rank=default_rank, eps=float(np.finfo(np.float32).eps), cond=float(s[0] / s[-1]),
-              rank=int(rank), solution_spec=str(jax.typeof(sol).sharding.spec))
+print(
+    f"rank with rtol = {rtol:.1e}: {int(rank)}; with the default rtol = max(m, n) eps = {max(m, n) * np.finfo(np.float32).eps:.1e}: {default_rank}"
+)
+result.update(
+    m=m,
+    n=n,
+    fit_rel_err=fit_err,
+    rtol=rtol,
+    default_rank=default_rank,
+    eps=float(np.finfo(np.float32).eps),
+    cond=float(s[0] / s[-1]),
+    rank=int(rank),
+    solution_spec=str(jax.typeof(sol).sharding.spec),
+)
 
 # %% [markdown]
 # ## What the compiled program communicates
@@ -110,11 +121,15 @@ result.update(m=m, n=n, fit_rel_err=fit_err, rtol=rtol, default_rank=default_ran
 # `R` factors (`8 n x n` entries), the all-reduce of the solution, and a
 # scalar (the non-finite check). Nothing has `m` rows.
 
+
 # %%
 def collectives(fn, *args):
     found = []
     for line in jax.jit(fn).lower(*args).compile().as_text().splitlines():
-        hit = re.search(r"=\s*\(?(\w+)\[([\d,]*)\][^=]*?\s(all-gather|all-reduce|all-to-all|collective-permute|reduce-scatter)(-start)?\(", line)
+        hit = re.search(
+            r"=\s*\(?(\w+)\[([\d,]*)\][^=]*?\s(all-gather|all-reduce|all-to-all|collective-permute|reduce-scatter)(-start)?\(",
+            line,
+        )
         if hit:
             found.append((hit.group(3), hit.group(1), tuple(int(d) for d in hit.group(2).split(",") if d)))
     return found
@@ -152,8 +167,11 @@ grad_diff = float(jnp.max(jnp.abs(np.asarray(g) - np.asarray(g_ref))) / jnp.max(
 bwd = collectives(jax.grad(validation_loss), X, y)
 print("gradient", jax.typeof(g), f"| relative difference to the unsharded gradient: {grad_diff:.1e}")
 print("gradient program's collectives:", sorted({(k, sh) for k, _, sh in bwd}))
-result.update(grad_spec=str(jax.typeof(g).sharding.spec), grad_rel_diff=grad_diff,
-              grad_collectives=[[k, list(sh)] for k, _, sh in bwd])
+result.update(
+    grad_spec=str(jax.typeof(g).sharding.spec),
+    grad_rel_diff=grad_diff,
+    grad_collectives=[[k, list(sh)] for k, _, sh in bwd],
+)
 
 # %% [markdown]
 # ## Memory per device: TSQR against gathering the matrix
@@ -164,6 +182,7 @@ result.update(grad_spec=str(jax.typeof(g).sharding.spec), grad_rel_diff=grad_dif
 # machine holds. "Gathered" is what happens without TSQR (e.g. with `Auto`
 # mesh axes, where XLA's partitioner all-gathers `X` for the factorization):
 # every device holds all of `X`.
+
 
 # %%
 def peak_bytes(fn, *args):
@@ -183,17 +202,25 @@ for rows_m in sizes:
     ys = jax.ShapeDtypeStruct((rows_m, 1), jnp.float32, sharding=rows)
     peaks["TSQR (jaxpinv)"].append(peak_bytes(jaxpinv.lstsq, xs, ys))
     peaks["gathered"].append(peak_bytes(gathered, xs, ys))
-    print(f"m = {rows_m:>9,}, n = {2 * n}: TSQR {peaks['TSQR (jaxpinv)'][-1] / 2**20:8.1f} MiB   "
-          f"gathered {peaks['gathered'][-1] / 2**20:8.1f} MiB per device")
+    print(
+        f"m = {rows_m:>9,}, n = {2 * n}: TSQR {peaks['TSQR (jaxpinv)'][-1] / 2**20:8.1f} MiB   "
+        f"gathered {peaks['gathered'][-1] / 2**20:8.1f} MiB per device"
+    )
 ratio = peaks["TSQR (jaxpinv)"][-1] / peaks["gathered"][-1]
 print(f"at m = 2e6, n = 64, float32: {ratio:.2f}x the memory of gathering")
-result.update(memory_sizes=sizes, memory_tsqr=peaks["TSQR (jaxpinv)"], memory_gathered=peaks["gathered"], memory_ratio_2e6=ratio)
+result.update(
+    memory_sizes=sizes, memory_tsqr=peaks["TSQR (jaxpinv)"], memory_gathered=peaks["gathered"], memory_ratio_2e6=ratio
+)
 
 fig, ax = plt.subplots(1, 2, figsize=(11, 4))
 for label, values in peaks.items():
     ax[0].loglog(sizes, np.array(values) / 2**20, "o-", label=label)
 ax[0].loglog(sizes, np.array(sizes) * 2 * n * 4 / n_dev / 2**20, "k:", label="X's share (m n / p)")
-ax[0].set(xlabel="rows m (n = 64, float32)", ylabel="peak memory per device (MiB)", title=f"{n_dev} devices: memory per device")
+ax[0].set(
+    xlabel="rows m (n = 64, float32)",
+    ylabel="peak memory per device (MiB)",
+    title=f"{n_dev} devices: memory per device",
+)
 ax[0].legend()
 kinds = [f"{k}\n{list(sh)}" for k, _, sh in fwd]
 ax[1].bar(range(len(fwd)), [int(np.prod(sh)) * ITEMSIZE.get(dt, 8) for _, dt, sh in fwd], color="C0")

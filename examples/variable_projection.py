@@ -248,8 +248,10 @@ plt.close(fig)
 # %%
 print(f"data: m={M}, sigma={SIGMA:g}, seed={SEED}; start rates {K_START.tolist()}")
 print(f"true rates   {K_TRUE.tolist()}   amplitudes {C_TRUE.tolist()}")
-print(f"fitted rates {np.round(k_fit, 5).tolist()} ± {np.round(stderr_k, 5).tolist()}"
-      f"   amplitudes {np.round(c_fit, 5).tolist()} ± {np.round(stderr_c, 5).tolist()}")
+print(
+    f"fitted rates {np.round(k_fit, 5).tolist()} ± {np.round(stderr_k, 5).tolist()}"
+    f"   amplitudes {np.round(c_fit, 5).tolist()} ± {np.round(stderr_c, 5).tolist()}"
+)
 print(f"max relative rate error {rel_err_k.max():.2e}")
 print(f"loss {vp_losses[0]:.3e} -> {vp_losses[-1]:.3e} (noise floor {NOISE_FLOOR:.3e})")
 print(f"iterations to converge: variable projection {vp_iters}, joint {joint_iters} (budget {MAX_ITERS})")

@@ -54,7 +54,7 @@ def _run_check(name: str, fn: Callable[[], tuple[bool, str]]) -> None:
     """Run one check; an exception counts as a failure and is printed."""
     try:
         ok, detail = fn()
-    except Exception as exc:  # noqa: BLE001 - a self-check reports, never crashes
+    except Exception as exc:
         _report(name, False, f"raised {type(exc).__name__}: {_one_line(exc)}")
         traceback.print_exc(file=sys.stdout)
         return
@@ -184,7 +184,9 @@ def _check_semantics() -> list[tuple[str, Callable[[], tuple[bool, str]]]]:
         err = float(jnp.max(jnp.abs(t + da)))
         g0 = np.asarray(jax.grad(lambda m: jnp.sum(jaxpinv.pinv(m) * c.T))(jnp.zeros((3, 3), f32)))
         tol = 10 * eps
-        return err <= tol and bool(np.all(g0 == 0)), f"|jvp(I) + dA| {err:.1e} <= {tol:.1e}; grad at 0: max {np.abs(g0).max():.1e}"
+        return err <= tol and bool(
+            np.all(g0 == 0)
+        ), f"|jvp(I) + dA| {err:.1e} <= {tol:.1e}; grad at 0: max {np.abs(g0).max():.1e}"
 
     return [
         ("pinv(0) = 0, rank 0 (strict cutoff)", zero),
@@ -201,9 +203,7 @@ def _check_derivative(rng: np.random.Generator) -> tuple[bool, str]:
     import jaxpinv
 
     m, n, k = 5, 4, 2
-    x, dx, y, dy = (
-        jnp.asarray(rng.standard_normal(shape), jnp.float32) for shape in [(m, k), (m, k), (n, k), (n, k)]
-    )
+    x, dx, y, dy = (jnp.asarray(rng.standard_normal(shape), jnp.float32) for shape in [(m, k), (m, k), (n, k), (n, k)])
 
     def path(t: Any) -> Any:
         # Rank k for every t near 0, so pinv is differentiable along the path.
@@ -327,10 +327,7 @@ def _timing(rng: np.random.Generator, repeats: int, budget_s: float = 2.0) -> No
         x = jnp.asarray(rng.standard_normal(shape), jnp.float32)
         t_ours, n_ours = _median_ms(ours, x, repeats, budget_s)
         t_theirs, n_theirs = _median_ms(theirs, x, repeats, budget_s)
-        print(
-            f"  {label:<20} {t_ours:>13.3f} {t_theirs:>16.3f} {t_ours / t_theirs:>7.2f}"
-            f" {f'{n_ours}/{n_theirs}':>9}"
-        )
+        print(f"  {label:<20} {t_ours:>13.3f} {t_theirs:>16.3f} {t_ours / t_theirs:>7.2f} {f'{n_ours}/{n_theirs}':>9}")
     print("  (ratio = jaxpinv / jnp.linalg; below 1 means jaxpinv is faster)")
 
 
@@ -350,9 +347,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "backend and time it against jnp.linalg.pinv.",
     )
     parser.add_argument("--no-timing", action="store_true", help="skip the timing table")
-    parser.add_argument(
-        "--repeats", type=int, default=20, help="timed runs per case (default: 20)"
-    )
+    parser.add_argument("--repeats", type=int, default=20, help="timed runs per case (default: 20)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     args = parser.parse_args(argv)
 
@@ -384,7 +379,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         n_before = len(_RESULTS)
         try:
             fn()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             del _RESULTS[n_before:]
             _report(name, False, f"raised {type(exc).__name__}: {_one_line(exc)}")
             traceback.print_exc(file=sys.stdout)
@@ -404,7 +399,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.no_timing:
         try:
             _timing(rng, max(1, args.repeats))
-        except Exception as exc:  # noqa: BLE001 - report, do not crash
+        except Exception as exc:
             _report("timing", False, f"raised {type(exc).__name__}: {_one_line(exc)}")
             traceback.print_exc(file=sys.stdout)
             failed += 1

@@ -29,7 +29,8 @@ from jax import lax
 
 from jaxpinv import _sharding, _tolerance, _validate
 from jaxpinv._batching import any_true
-from jaxpinv._pinv import ArrayLike, _check, _decompose, _h, _hmm, _mm, _mm_h
+from jaxpinv._linalg import _h, _hmm, _mm, _mm_h
+from jaxpinv._pinv import ArrayLike, _check, _decompose
 
 
 def damped_pinv(a: ArrayLike, damping: Any) -> jax.Array:
@@ -104,9 +105,7 @@ def _damped_impl(a: jax.Array, lam: Any) -> jax.Array:
     return (_h(x) if wide else x).astype(out_dtype)
 
 
-def _factors(
-    a: jax.Array, lam: jax.Array, atol: jax.Array, rtol: jax.Array
-) -> tuple[jax.Array, jax.Array, jax.Array]:
+def _factors(a: jax.Array, lam: jax.Array, atol: jax.Array, rtol: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
     """``(X, c^2 M^-1, c)`` for a tall or square ``a`` (m >= n).
 
     ``c = max(sigma_max, lam)`` per matrix, shape ``(..., 1, 1)`` (1 where that

@@ -65,7 +65,8 @@ such a matrix is constructible but not one that arises from data.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -100,8 +101,8 @@ def _start(like: jax.Array) -> jax.Array:
     """
     n = like.shape[-1]
     v = np.random.default_rng(20261129).standard_normal((n, 1))
-    v = jnp.asarray(v / np.abs(v).max(), like.dtype)
-    return jnp.swapaxes(jnp.zeros_like(like[..., :1, :]), -1, -2) + v
+    start = jnp.asarray(v / np.abs(v).max(), like.dtype)
+    return jnp.swapaxes(jnp.zeros_like(like[..., :1, :]), -1, -2) + start
 
 
 def _scaled(v: jax.Array) -> jax.Array:
@@ -146,9 +147,7 @@ def _eye_like(x: jax.Array) -> jax.Array:
     return jnp.zeros_like(x) + jnp.eye(x.shape[-1], dtype=x.dtype)
 
 
-def factor(
-    a: jax.Array, bad: jax.Array, atol: jax.Array, rtol: jax.Array
-) -> tuple[Factors, jax.Array, jax.Array]:
+def factor(a: jax.Array, bad: jax.Array, atol: jax.Array, rtol: jax.Array) -> tuple[Factors, jax.Array, jax.Array]:
     """Stage 1: ``(factors, s_hi, ok)`` of a batch ``a`` whose ``bad`` matrices are zeros.
 
     Householder QR of ``a`` (square and tall) or of ``a^H`` (wide): ``R`` has
@@ -263,9 +262,7 @@ def solve(a: jax.Array, factors: Factors, b: jax.Array) -> jax.Array:
     return _trsm(r, qhb, lower=False) if rinv is None else _mm(rinv, qhb)
 
 
-def decide(
-    s_hi: jax.Array, s_lo: jax.Array, atol: jax.Array, rtol: jax.Array, k: int, eps: float
-) -> jax.Array:
+def decide(s_hi: jax.Array, s_lo: jax.Array, atol: jax.Array, rtol: jax.Array, k: int, eps: float) -> jax.Array:
     """Per matrix: may the fast path's result stand for the SVD's? (See the module docstring.)"""
     s_hi = s_hi.astype(atol.dtype)
     s_lo = s_lo.astype(atol.dtype)

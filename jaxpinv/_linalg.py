@@ -34,7 +34,10 @@ def _h(x: jax.Array) -> jax.Array:
 def _hmm(x: jax.Array, y: jax.Array) -> jax.Array:
     """``x^H @ y`` without materialising ``x^H`` (``conj(x^T conj(y))``; see :func:`_mm_h`)."""
     out = jnp.einsum(
-        "...ji,...jk->...ik", x, jnp.conj(y), precision=_HI,
+        "...ji,...jk->...ik",
+        x,
+        jnp.conj(y),
+        precision=_HI,
         out_sharding=contraction_sharding(x, y, -1, -1, -2, -2),
     )
     return jnp.conj(out)
@@ -48,7 +51,10 @@ def _mm_h(x: jax.Array, y: jax.Array) -> jax.Array:
     reverse mode saves ``y`` itself rather than a transposed copy.
     """
     out = jnp.einsum(
-        "...ij,...kj->...ik", jnp.conj(x), y, precision=_HI,
+        "...ij,...kj->...ik",
+        jnp.conj(x),
+        y,
+        precision=_HI,
         out_sharding=contraction_sharding(x, y, -2, -2, -1, -1),
     )
     return jnp.conj(out)

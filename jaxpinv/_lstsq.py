@@ -20,6 +20,7 @@ from jax import lax
 from jaxpinv import _fast, _sharding, _tolerance, _validate
 from jaxpinv._batching import all_true
 from jaxpinv._damped import _check_damping, _damped_impl
+from jaxpinv._linalg import _h, _hmm, _mm
 from jaxpinv._pinv import (
     _QR_RATIO,
     ArrayLike,
@@ -28,9 +29,6 @@ from jaxpinv._pinv import (
     _decompose,
     _fast_stage_one,
     _float_rank,
-    _h,
-    _hmm,
-    _mm,
     _pinv_core,
 )
 
@@ -127,9 +125,7 @@ def lstsq(
     return _solve("lstsq", a, b, atol, rtol, fast=fast)[0]
 
 
-def lstsq_full(
-    a: ArrayLike, b: ArrayLike, *, atol: Tolerance = None, rtol: Tolerance = None
-) -> LstsqResult:
+def lstsq_full(a: ArrayLike, b: ArrayLike, *, atol: Tolerance = None, rtol: Tolerance = None) -> LstsqResult:
     r""":func:`lstsq` with NumPy's extra outputs: ``(solution, residuals, rank, singular_values)``.
 
     Unlike ``numpy.linalg.lstsq`` (which returns an empty array of residuals
@@ -162,9 +158,7 @@ def lstsq_full(
     return LstsqResult(x, residuals, rank, s)
 
 
-def _solve(
-    fname: str, a: Any, b: Any, atol: Any, rtol: Any, full: bool = False, fast: bool = False
-) -> tuple[Any, ...]:
+def _solve(fname: str, a: Any, b: Any, atol: Any, rtol: Any, full: bool = False, fast: bool = False) -> tuple[Any, ...]:
     arr, _, _ = _validate.matrix_dtypes(fname, "a", a)
     barr, vector = _check_b(fname, arr, b)
     # the default rtol uses the eps of the dtype a and b promote to
@@ -196,8 +190,9 @@ def _check_b(fname: str, a: jax.Array, b: Any) -> tuple[jax.Array, bool]:
     return barr, vector
 
 
-def _batch(fname: str, a: jax.Array, b: jax.Array, atol: Any, rtol: Any,
-           names: tuple[str, str] = ("atol", "rtol")) -> tuple[int, ...]:
+def _batch(
+    fname: str, a: jax.Array, b: jax.Array, atol: Any, rtol: Any, names: tuple[str, str] = ("atol", "rtol")
+) -> tuple[int, ...]:
     """The broadcast batch shape of `a`, `b` (as ``(*, m, k)``) and the tolerances, or a clear error."""
     try:
         batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
@@ -228,7 +223,12 @@ def _lstsq_impl(a: jax.Array, b: jax.Array, atol: Any, rtol: Any, full: bool, fa
         return x, res, jnp.zeros(batch, jnp.int32), jnp.zeros(batch + (0,), real)
     if k == 0:  # no right-hand side: a's rank and singular values all the same
         _, _, rank, _, s = _pinv_core(lax.stop_gradient(a), atol, rtol, False, False)
-        return jnp.zeros(batch + (n, 0), out_dtype), jnp.zeros(batch + (0,), real), rank.astype(jnp.int32), s.astype(real)
+        return (
+            jnp.zeros(batch + (n, 0), out_dtype),
+            jnp.zeros(batch + (0,), real),
+            rank.astype(jnp.int32),
+            s.astype(real),
+        )
     # lstsq_full reports the singular values: only the SVD knows them.
     x, rank, s = _lstsq_core(a, b, atol, rtol, fast and not full)
     if not full:

@@ -247,9 +247,7 @@ def _check(
 # --------------------------------------------------------------------------- #
 
 
-def _prepare(
-    a: jax.Array, atol: Any, rtol: Any, hermitian: bool
-) -> tuple[jax.Array, jax.Array, jax.Array, Any]:
+def _prepare(a: jax.Array, atol: Any, rtol: Any, hermitian: bool) -> tuple[jax.Array, jax.Array, jax.Array, Any]:
     """Broadcast, cast to the compute dtype, read the lower triangle if Hermitian."""
     _, compute_dtype, out_dtype = _validate.matrix_dtypes("pinv", "a", a)
     m, n = a.shape[-2:]
@@ -353,8 +351,8 @@ def _decompose(
     atol: jax.Array,
     rtol: jax.Array,
     hermitian: bool,
-    qr: "tuple[jax.Array, jax.Array] | None" = None,
-    clean: "tuple[jax.Array, jax.Array] | None" = None,
+    qr: tuple[jax.Array, jax.Array] | None = None,
+    clean: tuple[jax.Array, jax.Array] | None = None,
 ) -> tuple[jax.Array, jax.Array, jax.Array, Factors]:
     """SVD (or eigh) with the cutoff applied.
 
@@ -441,9 +439,7 @@ def _fast_stage_one(
     return ok, (a, bad), factors, s_hi
 
 
-def _fast_outputs(
-    a: jax.Array, factors: _fast.Factors, bad: jax.Array, s_hi: jax.Array, hermitian: bool
-) -> Outputs:
+def _fast_outputs(a: jax.Array, factors: _fast.Factors, bad: jax.Array, s_hi: jax.Array, hermitian: bool) -> Outputs:
     """:func:`_pinv_core`'s outputs from the fast path's factors (every matrix qualified)."""
     m, n = a.shape[-2:]
     real = jnp.finfo(a.dtype).dtype
@@ -465,8 +461,8 @@ def _svd_outputs(
     atol: jax.Array,
     rtol: jax.Array,
     hermitian: bool,
-    qr: "tuple[jax.Array, jax.Array] | None" = None,
-    clean: "tuple[jax.Array, jax.Array] | None" = None,
+    qr: tuple[jax.Array, jax.Array] | None = None,
+    clean: tuple[jax.Array, jax.Array] | None = None,
 ) -> Outputs:
     """``(pinv(a), gram, rank, scale, values)`` of a non-empty batch ``a`` (Hermitian already formed if ``hermitian``).
 
@@ -510,7 +506,7 @@ def _svd_outputs(
     return p, gram, _float_rank(keep, bad, values.dtype), scale, values
 
 
-@_pinv_core.defjvp
+@_pinv_core.defjvp  # type: ignore[arg-type]  # jax types the rule by the primal's exact tuple type
 def _pinv_core_jvp(
     hermitian: bool, fast: bool, primals: tuple[jax.Array, ...], tangents: tuple[jax.Array, ...]
 ) -> tuple[tuple[jax.Array, ...], tuple[Any, ...]]:

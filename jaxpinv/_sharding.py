@@ -50,10 +50,10 @@ from jax.sharding import NamedSharding, PartitionSpec
 try:  # jax.sharding.reshard in current JAX; jax.experimental.shard in jax 0.6
     _reshard = jax.sharding.reshard
 except AttributeError:  # pragma: no cover - exercised by the dependency-floor run
-    from jax.experimental.shard import reshard as _reshard
+    from jax.experimental.shard import reshard as _reshard  # type: ignore[import-not-found,no-redef]
 
 
-def _explicit(x: Any) -> "tuple[Any, tuple[Any, ...]] | None":
+def _explicit(x: Any) -> tuple[Any, tuple[Any, ...]] | None:
     """``(mesh, spec padded to x.ndim)`` if ``x``'s type carries an explicit sharding of some dimension, else None."""
     try:
         sharding = jax.typeof(x).sharding
@@ -225,13 +225,13 @@ def contraction_sharding(x: jax.Array, y: jax.Array, x_keep: int, y_keep: int, x
     xi, yi = _explicit(x), _explicit(y)
     if xi is None and yi is None:
         return None
-    summed = set()
+    summed: set[Any] = set()
     for info, dim in ((xi, x_sum), (yi, y_sum)):
         if info is not None:
             summed.update(_axes(info[1][dim]))
     if not summed:
         return None
-    mesh = (xi or yi)[0]
+    mesh = xi[0] if xi is not None else yi[0]  # type: ignore[index]  # one of them is not None
     ndim = max(x.ndim, y.ndim)
     batch: list[Any] = [None] * (ndim - 2)
     for info, arr in ((yi, y), (xi, x)):  # x's batch sharding wins where both have one

@@ -105,9 +105,7 @@ def _as_real(tol: Any, real_dtype: Any) -> jax.Array:
     return jnp.maximum(tol, jnp.zeros((), real_dtype))
 
 
-def keep(
-    magnitude: jax.Array, largest: jax.Array, atol: jax.Array, rtol: jax.Array
-) -> tuple[jax.Array, jax.Array]:
+def keep(magnitude: jax.Array, largest: jax.Array, atol: jax.Array, rtol: jax.Array) -> tuple[jax.Array, jax.Array]:
     """``(keep, nan_tol)``: the mask ``sigma > max(atol, rtol * sigma_max)`` per matrix.
 
     ``magnitude`` holds the singular values (|eigenvalues|) along its last

@@ -49,8 +49,7 @@ def dtypes(fname: str, argname: str, dtype: Any) -> tuple[Any, Any]:
             return jnp.dtype(jnp.float32), dtype
         return dtype, dtype
     raise TypeError(
-        f"{fname}: argument '{argname}' must be a numeric array (float, complex, "
-        f"integer or bool); got dtype {dtype}."
+        f"{fname}: argument '{argname}' must be a numeric array (float, complex, integer or bool); got dtype {dtype}."
     )
 
 
@@ -79,8 +78,7 @@ def _dtype_of(fname: str, argname: str, a: Any) -> Any:
             dtype = np.asarray(a).dtype
         except Exception as e:  # ragged lists and other non-arrays
             raise TypeError(
-                f"{fname}: argument '{argname}' must be an array of numbers; "
-                f"got {type(a).__name__} ({e})."
+                f"{fname}: argument '{argname}' must be an array of numbers; got {type(a).__name__} ({e})."
             ) from None
     try:
         return jnp.dtype(dtype)
@@ -131,22 +129,16 @@ def tolerance(fname: str, argname: str, value: Any) -> Any:
         return None
     if isinstance(value, numbers.Number) and not isinstance(value, np.generic):
         if isinstance(value, complex):
-            raise TypeError(
-                f"{fname}: argument '{argname}' must be real; got the complex number "
-                f"{value!r}."
-            )
+            raise TypeError(f"{fname}: argument '{argname}' must be real; got the complex number {value!r}.")
         try:
             value = float(value)  # type: ignore[arg-type]  # a real Number here
         except OverflowError:
             raise ValueError(
                 f"{fname}: argument '{argname}' must be representable as a float; got an "
-                f"integer of {len(str(abs(value)))} digits."  # type: ignore[arg-type]
+                f"integer of {len(str(abs(value)))} digits."
             ) from None
         if math.isnan(value) or value < 0:
-            raise ValueError(
-                f"{fname}: argument '{argname}' must be a non-negative number; "
-                f"got {value!r}."
-            )
+            raise ValueError(f"{fname}: argument '{argname}' must be a non-negative number; got {value!r}.")
         return value
     value = native(value)
     if isinstance(value, (list, tuple)):
@@ -159,21 +151,13 @@ def tolerance(fname: str, argname: str, value: Any) -> Any:
             ) from None
     dtype = _dtype_of(fname, argname, value)
     if jnp.issubdtype(dtype, jnp.complexfloating):
-        raise TypeError(
-            f"{fname}: argument '{argname}' must be real; got an array of dtype {dtype}."
-        )
+        raise TypeError(f"{fname}: argument '{argname}' must be real; got an array of dtype {dtype}.")
     if not (dtype == np.bool_ or jnp.issubdtype(dtype, jnp.number)):
-        raise TypeError(
-            f"{fname}: argument '{argname}' must be a real number or array; got dtype "
-            f"{dtype}."
-        )
+        raise TypeError(f"{fname}: argument '{argname}' must be a real number or array; got dtype {dtype}.")
     if not isinstance(value, jax.core.Tracer):
         concrete = np.asarray(value, dtype=np.float64)
         if np.isnan(concrete).any() or (concrete < 0).any():
-            raise ValueError(
-                f"{fname}: argument '{argname}' must be non-negative and not NaN; got "
-                f"{concrete!r}."
-            )
+            raise ValueError(f"{fname}: argument '{argname}' must be non-negative and not NaN; got {concrete!r}.")
     return value
 
 

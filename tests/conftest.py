@@ -12,7 +12,6 @@ float32. Tests that need float64 carry the ``x64`` marker (a module's
 
 from __future__ import annotations
 
-
 import os
 import re
 
@@ -231,9 +230,13 @@ SLOW_PARAMS = (
 _SLOW_PARAMS_RE = re.compile(
     "|".join(
         re.escape(p.split("[")[0])
-        + ("" if "[" not in p else r"\[(?:" + "|".join(
-            re.escape(alt).replace(r"\*", ".*") for alt in p.split("[", 1)[1][:-1].split("|")
-        ) + r")\]")
+        + (
+            ""
+            if "[" not in p
+            else r"\[(?:"
+            + "|".join(re.escape(alt).replace(r"\*", ".*") for alt in p.split("[", 1)[1][:-1].split("|"))
+            + r")\]"
+        )
         for p in SLOW_PARAMS
     )
 )

@@ -22,7 +22,10 @@ def test_bench_quick_runs(tmp_path):
     out = tmp_path / "bench.md"
     proc = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "bench.py"), "--quick", "--out", str(out)],
-        capture_output=True, text=True, timeout=280, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=280,
+        cwd=ROOT,
         env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))},
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -32,7 +35,9 @@ def test_bench_quick_runs(tmp_path):
     rows = [line for line in text.splitlines() if line.startswith("| 64x64 float32")]
     assert len(rows) == 5  # one row per table
     assert rows[0].split("|")[2].strip() == "fast"  # the path column: full rank, the QR path
-    assert [line for line in text.splitlines() if line.startswith("| 32x32 half float64")][0].split("|")[2].strip() == "svd"
+    assert [line for line in text.splitlines() if line.startswith("| 32x32 half float64")][0].split("|")[
+        2
+    ].strip() == "svd"
     accuracy = rows[-1].split("|")[2:-1]
     assert all(float(cell) < 1e-3 for cell in accuracy), rows[-1]
     assert not re.search(r"\bnan\b", text)
@@ -45,7 +50,10 @@ def test_bench_quick_runs(tmp_path):
 def test_bench_lstsq_quick_runs():
     proc = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "bench_lstsq.py"), "--quick"],
-        capture_output=True, text=True, timeout=280, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=280,
+        cwd=ROOT,
         env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))},
     )
     assert proc.returncode == 0, proc.stderr[-3000:]

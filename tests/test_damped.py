@@ -13,7 +13,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import check_grads_per_entry as check, random_matrix
+from conftest import check_grads_per_entry as check
+from conftest import random_matrix
 
 import jaxpinv
 
@@ -76,7 +77,7 @@ def test_check_grads_random_directions_across_rank(shape, rank, dtype):
 def test_gradients_finite_everywhere():
     for a in (np.zeros((3, 3)), np.eye(3), np.diag([2.0, 2.0, 0.0])):
         for lam in (0.0, 0.5):
-            g_a, g_l = jax.grad(lambda a, l: jnp.sum(jaxpinv.damped_pinv(a, l)), argnums=(0, 1))(a, lam)
+            g_a, g_l = jax.grad(lambda a, lam_: jnp.sum(jaxpinv.damped_pinv(a, lam_)), argnums=(0, 1))(a, lam)
             assert np.all(np.isfinite(g_a)) and np.isfinite(g_l)
         h = jax.hessian(lambda a: jnp.sum(jaxpinv.damped_pinv(a, 0.5)))(a)
         assert np.all(np.isfinite(h))
@@ -90,7 +91,7 @@ def test_lstsq_damping_is_ridge_and_differentiable():
     lam = 0.8
     ridge = np.linalg.solve(a.T @ a + lam**2 * np.eye(3), a.T @ b)
     np.testing.assert_allclose(jaxpinv.lstsq(a, b, damping=lam), ridge, rtol=1e-12)
-    check(lambda a, b, l: jaxpinv.lstsq(a, b, damping=l), (a, b, lam), 1, 1e-5)
+    check(lambda a, b, lam_: jaxpinv.lstsq(a, b, damping=lam_), (a, b, lam), 1, 1e-5)
     with pytest.raises(ValueError, match="either 'damping' or"):
         jaxpinv.lstsq(a, b, damping=0.1, rtol=1e-3)
 
@@ -192,6 +193,7 @@ def test_batch_mixing_zero_and_positive_damping_differentiates_each_member_on_it
     # central differences in float64: error ~ h^2 |P'''| + eps |P| / h, ~1e-9 here
     np.testing.assert_allclose(t[0], fd0, rtol=0, atol=1e-7 * np.abs(fd0).max())
     np.testing.assert_allclose(t[1], fd1, rtol=0, atol=1e-7 * np.abs(fd1).max())
+
     # Second derivative of the lam = 0.5 member along the line (smooth there):
     # jvp of jvp against the second central difference (h = 1e-4: truncation
     # ~h^2, rounding ~eps / h^2, both ~1e-8 of |P''|).

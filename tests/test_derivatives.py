@@ -26,7 +26,6 @@ from conftest import product, random_matrix, special_matrices
 
 import jaxpinv
 
-
 CASES = [
     # (batch, m, n, r, dtype): tall, wide, square; full rank and rank-deficient;
     # real and complex; batched.

@@ -41,7 +41,9 @@ def test_half_precision_computed_in_float32_returned_in_input_dtype(dtype, hermi
     inv = np.linalg.inv(ar)
     ref = -inv.sum(-2)[..., :, None] * inv.sum(-1)[..., None, :]
     if hermitian:
-        ref = np.tril(ref + np.swapaxes(ref, -1, -2), -1) + np.eye(4) * np.diagonal(ref, axis1=-2, axis2=-1)[..., None, :]
+        ref = (
+            np.tril(ref + np.swapaxes(ref, -1, -2), -1) + np.eye(4) * np.diagonal(ref, axis1=-2, axis2=-1)[..., None, :]
+        )
     err = np.abs(np.asarray(g, np.float64) - ref).max() / np.abs(ref).max()
     assert err < 2 * eps(dtype), err
 

@@ -17,8 +17,16 @@ import jaxpinv
 @pytest.mark.parametrize(
     "call,exc,words",
     [
-        (lambda: jaxpinv.pinv(jnp.ones(3)), ValueError, ["pinv", "'a'", "at least 2 dimensions", "(3,)", "a matrix or a batch of matrices"]),
-        (lambda: jaxpinv.lstsq(jnp.eye(2), jnp.float32(1)), ValueError, ["lstsq", "'b'", "at least 1 dimension,", "a vector", "()"]),
+        (
+            lambda: jaxpinv.pinv(jnp.ones(3)),
+            ValueError,
+            ["pinv", "'a'", "at least 2 dimensions", "(3,)", "a matrix or a batch of matrices"],
+        ),
+        (
+            lambda: jaxpinv.lstsq(jnp.eye(2), jnp.float32(1)),
+            ValueError,
+            ["lstsq", "'b'", "at least 1 dimension,", "a vector", "()"],
+        ),
         (lambda: jaxpinv.pinv(jnp.float32(1)), ValueError, ["pinv", "'a'", "()"]),
         (lambda: jaxpinv.matrix_rank(jnp.ones(3)), ValueError, ["matrix_rank", "'a'"]),
         (lambda: jaxpinv.pinverse(jnp.ones(3)), ValueError, ["pinverse", "'input'"]),
@@ -32,10 +40,26 @@ import jaxpinv
         (lambda: jaxpinv.pinv(jnp.eye(2), atol=np.array([0.1, -0.1])), ValueError, ["pinv", "'atol'", "non-negative"]),
         (lambda: jaxpinv.pinverse(jnp.eye(2), rcond=-1e-3), ValueError, ["pinverse", "'rcond'"]),
         (lambda: jaxpinv.matrix_rank(jnp.eye(2), atol="x"), TypeError, ["matrix_rank", "'atol'"]),
-        (lambda: jaxpinv.pinv(jnp.ones((2, 3, 3)), atol=jnp.ones(4)), ValueError, ["pinv: atol must broadcast", "(2,)", "atol=(4,)"]),
-        (lambda: jaxpinv.pinv(jnp.ones((2, 3, 3)), rtol=jnp.ones(4)), ValueError, ["pinv: rtol must broadcast", "rtol=(4,)"]),
-        (lambda: jaxpinv.pinverse(jnp.ones((2, 3, 3)), rcond=jnp.ones(4)), ValueError, ["pinverse: rcond must broadcast", "rcond=(4,)"]),
-        (lambda: jaxpinv.pinv(jnp.eye(2), hermitian=jnp.array(True)), TypeError, ["pinv", "'hermitian'", "Python bool"]),
+        (
+            lambda: jaxpinv.pinv(jnp.ones((2, 3, 3)), atol=jnp.ones(4)),
+            ValueError,
+            ["pinv: atol must broadcast", "(2,)", "atol=(4,)"],
+        ),
+        (
+            lambda: jaxpinv.pinv(jnp.ones((2, 3, 3)), rtol=jnp.ones(4)),
+            ValueError,
+            ["pinv: rtol must broadcast", "rtol=(4,)"],
+        ),
+        (
+            lambda: jaxpinv.pinverse(jnp.ones((2, 3, 3)), rcond=jnp.ones(4)),
+            ValueError,
+            ["pinverse: rcond must broadcast", "rcond=(4,)"],
+        ),
+        (
+            lambda: jaxpinv.pinv(jnp.eye(2), hermitian=jnp.array(True)),
+            TypeError,
+            ["pinv", "'hermitian'", "Python bool"],
+        ),
         (lambda: jax.jit(jaxpinv.pinv)(jnp.ones(4)), ValueError, ["pinv", "at least 2 dimensions"]),
     ],
 )

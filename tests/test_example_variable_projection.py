@@ -9,9 +9,8 @@ reported rates must be a local minimum of the reduced loss.
 
 from __future__ import annotations
 
-import pytest
-
 import numpy as np
+import pytest
 
 
 def _data(result):

@@ -18,6 +18,7 @@ from conftest import check_grads_per_entry, eps, forward_tol, random_matrix, rel
 import jaxpinv
 from jaxpinv._pinv import _fast_path_taken
 
+
 def _hermitian(rng, n, dtype, eigenvalues):
     """``Q diag(eigenvalues) Q^H`` with a random unitary ``Q``."""
     q = random_matrix(rng, (n, n), np.complex128 if np.iscomplexobj(np.zeros((), dtype)) else np.float64, cond=1.0)

@@ -42,8 +42,12 @@ def test_matches_numpy_lstsq(a_shape, rank, b_shape, dtype):
     bb = np.broadcast_to(bb, a_shape[:-2] + bb.shape[-2:])
     # rcond sqrt(eps): above the rounding noise of the exact zeros, below 1/cond
     rcond = np.sqrt(eps(dtype))
-    ref = np.stack([np.linalg.lstsq(m.astype(np.complex128), v, rcond=rcond)[0]
-                    for m, v in zip(a.reshape(-1, *a_shape[-2:]), bb.reshape(-1, *bb.shape[-2:]))])
+    ref = np.stack(
+        [
+            np.linalg.lstsq(m.astype(np.complex128), v, rcond=rcond)[0]
+            for m, v in zip(a.reshape(-1, *a_shape[-2:]), bb.reshape(-1, *bb.shape[-2:]))
+        ]
+    )
     ref = ref.reshape(a_shape[:-2] + (a_shape[-1], bb.shape[-1]))
     if vector:
         ref = ref[..., 0]
@@ -75,8 +79,9 @@ def test_lstsq_full_matches_numpy_outputs():
 def test_gradient_finite_and_equal_to_pinv_route(name):
     rng = np.random.default_rng(2)
     u = rng.standard_normal((30, 1))
-    a = {"identity": np.eye(4), "zero": np.zeros((4, 3)), "rank1_30x30": u @ u.T,
-         "repeated": np.diag([2.0, 2.0, 1.0])}[name]
+    a = {"identity": np.eye(4), "zero": np.zeros((4, 3)), "rank1_30x30": u @ u.T, "repeated": np.diag([2.0, 2.0, 1.0])}[
+        name
+    ]
     b = rng.standard_normal((a.shape[0], 2))
     c = rng.standard_normal((a.shape[1], 2))
 
@@ -104,8 +109,14 @@ def test_jnp_lstsq_gradient_is_nan_at_identity_ours_is_not():
 
 @pytest.mark.parametrize(
     "m,n,r,k,dtype",
-    [(5, 3, 3, 2, np.float64), (3, 5, 3, 1, np.float64), (4, 4, 4, 2, np.complex128),
-     (6, 4, 2, 2, np.float64), (4, 6, 2, 1, np.complex128), (9, 2, 2, 1, np.float64)],
+    [
+        (5, 3, 3, 2, np.float64),
+        (3, 5, 3, 1, np.float64),
+        (4, 4, 4, 2, np.complex128),
+        (6, 4, 2, 2, np.float64),
+        (4, 6, 2, 1, np.complex128),
+        (9, 2, 2, 1, np.float64),
+    ],
 )
 @pytest.mark.x64  # float64 inputs or references (see conftest)
 def test_check_grads_rank_preserving(m, n, r, k, dtype):
@@ -268,8 +279,9 @@ def test_batch_mismatch_errors_name_lstsq(damping):
     msg = str(info.value)
     assert msg.startswith("lstsq:") and "(3, 6, 4)" in msg and "(2, 6, 2)" in msg and "broadcast" in msg
     with pytest.raises(ValueError) as info:
-        jaxpinv.lstsq(np.ones((3, 6, 4)), np.ones(6), **({"atol": np.ones(2)} if damping is None else
-                                                        {"damping": np.ones(2)}))
+        jaxpinv.lstsq(
+            np.ones((3, 6, 4)), np.ones(6), **({"atol": np.ones(2)} if damping is None else {"damping": np.ones(2)})
+        )
     msg = str(info.value)
     assert msg.startswith("lstsq:") and ("'atol'" in msg or "atol" in msg if damping is None else "damping" in msg)
 

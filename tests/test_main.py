@@ -94,7 +94,13 @@ def test_self_check_fails_on_a_semantically_broken_build(mutant, tmp_path):
     env = dict(os.environ)
     env.pop("JAX_ENABLE_X64", None)
     env["PYTHONPATH"] = str(tmp_path)
-    proc = subprocess.run([sys.executable, "-m", "jaxpinv", "--no-timing"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "jaxpinv", "--no-timing"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert str(tmp_path) in proc.stdout or "jaxpinv" in proc.stdout
     assert proc.returncode == 1 and "FAIL" in proc.stdout, proc.stdout[-3000:]

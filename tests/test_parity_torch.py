@@ -61,9 +61,7 @@ DTYPE_SHAPES = [
 
 # torch.linalg.matrix_rank with tolerances that enlarge the batch resizes its
 # output buffer and warns about it; the values are right.
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:An output with one or more elements was resized:UserWarning"
-)
+pytestmark = pytest.mark.filterwarnings("ignore:An output with one or more elements was resized:UserWarning")
 
 
 # --------------------------------------------------------------------------- #
@@ -248,9 +246,7 @@ def _compare(pj, pt, rj, rt, s, c, m, n, dtype, exact_svd, what):
     )
 
 
-def _check_parity(
-    a, sv, *, atol=None, rtol=None, hermitian=False, exact_svd=False, expect_edge=True
-):
+def _check_parity(a, sv, *, atol=None, rtol=None, hermitian=False, exact_svd=False, expect_edge=True):
     """Run pinv and matrix_rank in both libraries with the same arguments and compare.
 
     ``sv``: the designed singular values (|eigenvalues| if Hermitian), shape
@@ -516,9 +512,7 @@ def test_hermitian(dtype, case, garbage):
         if _is_complex(dtype):
             junk = junk + 10j * rng.standard_normal(a.shape)
             # LAPACK's heevd also ignores the imaginary part of the diagonal
-            a[..., np.arange(n), np.arange(n)] += 1j * rng.standard_normal(a.shape[:-1]).astype(
-                dtype
-            )
+            a[..., np.arange(n), np.arange(n)] += 1j * rng.standard_normal(a.shape[:-1]).astype(dtype)
         upper = np.triu(np.ones((n, n), bool), 1)
         a[..., upper] = junk[..., upper].astype(dtype)
     atol, rtol = HERMITIAN_CASES[case]
@@ -527,9 +521,7 @@ def test_hermitian(dtype, case, garbage):
         # Both libraries must ignore the upper triangle: torch on the garbage
         # input equals torch on the clean Hermitian matrix, and so does jaxpinv.
         t_atol, t_rtol = _torch_tols(atol, rtol)
-        clean = torch.linalg.pinv(
-            torch.from_numpy(h), atol=t_atol, rtol=t_rtol, hermitian=True
-        ).numpy()
+        clean = torch.linalg.pinv(torch.from_numpy(h), atol=t_atol, rtol=t_rtol, hermitian=True).numpy()
         m = a.shape[-1]
         c = _ref_cutoff(np.abs(lam).max(-1), atol, rtol, m, m, a.dtype)[..., None]
         s = np.broadcast_to(np.abs(lam), c.shape[:-1] + lam.shape[-1:])

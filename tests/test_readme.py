@@ -25,8 +25,11 @@ def test_quickstart_runs_and_batched_inverse_is_identity():
     a, b = ns["a"], ns["b"]
     assert b.shape == (2, 3, 6)
     assert jnp.allclose(b @ a, jnp.eye(3), atol=1e-5)
-    assert jnp.allclose(ns["jaxpinv"].pinverse(ns["x"]) @ ns["x"] @ ns["jaxpinv"].pinverse(ns["x"]),
-                        ns["jaxpinv"].pinverse(ns["x"]), atol=1e-5)
+    assert jnp.allclose(
+        ns["jaxpinv"].pinverse(ns["x"]) @ ns["x"] @ ns["jaxpinv"].pinverse(ns["x"]),
+        ns["jaxpinv"].pinverse(ns["x"]),
+        atol=1e-5,
+    )
 
 
 def test_quickstart_shape_comments_are_true():
@@ -72,17 +75,23 @@ def test_declared_floors_are_the_versions_ci_tests():
         name, _, version = req.partition(">=")
         floors[name.strip()] = version.strip()
     root = README.parent
-    pins = dict(line.split("==") for line in (root / ".ci" / "floor-constraints.txt").read_text().splitlines()
-                if line and not line.startswith("#"))
+    pins = dict(
+        line.split("==")
+        for line in (root / ".ci" / "floor-constraints.txt").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
     for name, version in pins.items():
         assert floors.get(name) and version.startswith(floors[name]), (name, version, floors.get(name))
     assert project["requires-python"] == ">=3.10"
     ci = (root / ".ci" / "run").read_text()
     assert "-m venv" in ci and "3.10" in ci
     tests = README.read_text().split("## Tests", 1)[1]
-    for command in ('python -m pytest -n auto -m "not slow"', "python -m pytest -n auto -m slow",
-                    "floor-constraints.txt",
-                    'JAXPINV_TEST_X64=0 python -m pytest -n auto -m "not x64 and not slow"'):
+    for command in (
+        'python -m pytest -n auto -m "not slow"',
+        "python -m pytest -n auto -m slow",
+        "floor-constraints.txt",
+        'JAXPINV_TEST_X64=0 python -m pytest -n auto -m "not x64 and not slow"',
+    ):
         assert command in tests, command
         assert command.split("python ")[-1] in ci, command
 

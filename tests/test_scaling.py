@@ -74,9 +74,7 @@ def test_derivative_scale_invariance(dtype, hermitian, cols):
         if fi.minexp + 30 < exponent < fi.maxexp - 4:  # representable with room
             gc = np.asarray(jax.grad(lambda m: jnp.sum(f(m) * cmat))(a * dtype(c)), np.float64)
             assert np.all(np.isfinite(gc)), c
-            np.testing.assert_allclose(
-                np.ldexp(gc, 2 * k), g1, rtol=tol, atol=tol * np.abs(g1).max(), err_msg=str(c)
-            )
+            np.testing.assert_allclose(np.ldexp(gc, 2 * k), g1, rtol=tol, atol=tol * np.abs(g1).max(), err_msg=str(c))
 
 
 def _scaled(c, dtype, *xs):

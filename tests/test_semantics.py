@@ -16,7 +16,6 @@ from conftest import forward_tol as tol
 
 import jaxpinv
 
-
 SHAPES = [(5, 3), (3, 5), (4, 4), (1, 1), (1, 6), (6, 1), (2, 6, 3), (2, 3, 4, 2)]
 
 
@@ -145,9 +144,7 @@ def test_pinverse_is_pinv_with_rtol():
     # rcond 1e-15: 1e-17 / 3 < 1e-15 -> dropped; rcond 1e-2: 0.01 / 3 > 1e-2? no, 0.0033 -> dropped.
     ref15 = np.linalg.pinv(a, rcond=1e-15)
     np.testing.assert_allclose(jaxpinv.pinverse(a), ref15, rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(
-        jaxpinv.pinverse(a, rcond=1e-2), np.linalg.pinv(a, rcond=1e-2), rtol=1e-10, atol=1e-12
-    )
+    np.testing.assert_allclose(jaxpinv.pinverse(a, rcond=1e-2), np.linalg.pinv(a, rcond=1e-2), rtol=1e-10, atol=1e-12)
     assert int(jaxpinv.matrix_rank(a, rtol=1e-2)) == 2
 
 
@@ -176,15 +173,11 @@ def test_hermitian_reads_lower_triangle(dtype):
 @pytest.mark.x64  # float64 inputs or references (see conftest)
 def test_hermitian_uses_abs_eigenvalues_for_cutoff():
     h = np.diag([-3.0, 1.0, -0.2])
-    np.testing.assert_allclose(
-        jaxpinv.pinv(h, hermitian=True, rtol=0.1), np.diag([-1 / 3, 1.0, 0.0]), rtol=1e-14
-    )
+    np.testing.assert_allclose(jaxpinv.pinv(h, hermitian=True, rtol=0.1), np.diag([-1 / 3, 1.0, 0.0]), rtol=1e-14)
     assert int(jaxpinv.matrix_rank(h, hermitian=True, atol=0.5)) == 2
 
 
-@pytest.mark.parametrize(
-    "shape", [(0, 3), (3, 0), (0, 0), (0, 2, 3), (2, 0, 4), (3, 4, 0), (0, 0, 0)]
-)
+@pytest.mark.parametrize("shape", [(0, 3), (3, 0), (0, 0), (0, 2, 3), (2, 0, 4), (3, 4, 0), (0, 0, 0)])
 def test_zero_size(shape):
     a = jnp.zeros(shape)
     p = jaxpinv.pinv(a)
@@ -263,8 +256,11 @@ def test_tiny_atol_switches_default_rtol_off_without_x64():
         np.testing.assert_allclose(jaxpinv.pinv(a, atol=1e-300), np.diag([1.0, 1e10]), rtol=1e-6)
         assert int(jaxpinv.matrix_rank(a, atol=1e-300)) == 2
         assert int(jaxpinv.lstsq_full(a, np.ones(2, np.float32), atol=1e-300).rank) == 2
-        np.testing.assert_allclose(jaxpinv.pinv(a, atol=np.array([1e-300, 0.0])),
-                                   np.stack([np.diag([1.0, 1e10]), np.diag([1.0, 0.0])]), rtol=1e-6)
+        np.testing.assert_allclose(
+            jaxpinv.pinv(a, atol=np.array([1e-300, 0.0])),
+            np.stack([np.diag([1.0, 1e10]), np.diag([1.0, 0.0])]),
+            rtol=1e-6,
+        )
         # atol exactly 0 keeps the default rtol (2 * eps): 1e-10 is dropped
         np.testing.assert_array_equal(jaxpinv.pinv(a, atol=0.0), np.diag([1.0, 0.0]))
 
@@ -291,8 +287,14 @@ def test_matrix_rank_counts_exactly_what_pinv_keeps_at_ties(hermitian):
         if hermitian:
             a = a + a.T
         s = np.abs(np.linalg.eigvalsh(a)) if hermitian else np.linalg.svd(a, compute_uv=False)
-        for atol in (np.sort(s)[len(s) // 2], float(np.sort(np.asarray(jnp.abs(jnp.linalg.eigvalsh(a)) if hermitian
-                                                                        else jnp.linalg.svd(a, compute_uv=False)))[1])):
+        for atol in (
+            np.sort(s)[len(s) // 2],
+            float(
+                np.sort(
+                    np.asarray(jnp.abs(jnp.linalg.eigvalsh(a)) if hermitian else jnp.linalg.svd(a, compute_uv=False))
+                )[1]
+            ),
+        ):
             rank = int(jaxpinv.matrix_rank(a, atol=atol, hermitian=hermitian))
             p = np.asarray(jaxpinv.pinv(a, atol=atol, hermitian=hermitian))
             # kept values of p are 1/s >= 1/s_max; dropped ones are exact zeros

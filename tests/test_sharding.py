@@ -203,9 +203,7 @@ def test_sharded_batch_stays_sharded(tmp_path: Path) -> None:
     script.write_text(SCRIPT)
     env = dict(os.environ)
     # Both must be in the environment before the child imports JAX.
-    env["XLA_FLAGS"] = " ".join(
-        filter(None, [env.get("XLA_FLAGS", ""), "--xla_force_host_platform_device_count=8"])
-    )
+    env["XLA_FLAGS"] = " ".join(filter(None, [env.get("XLA_FLAGS", ""), "--xla_force_host_platform_device_count=8"]))
     env["JAX_ENABLE_X64"] = "1"
     env["JAX_PLATFORMS"] = "cpu"
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))

@@ -40,9 +40,7 @@ def test_vmap_over_matrices_equals_batch():
     np.testing.assert_array_equal(jax.vmap(jaxpinv.matrix_rank)(a), jaxpinv.matrix_rank(a))
     # nested vmap over a (2, 3, m, n) stack
     a4 = a.reshape(2, 3, 5, 3)
-    np.testing.assert_allclose(
-        jax.vmap(jax.vmap(jaxpinv.pinv))(a4), jaxpinv.pinv(a4), rtol=1e-12, atol=1e-14
-    )
+    np.testing.assert_allclose(jax.vmap(jax.vmap(jaxpinv.pinv))(a4), jaxpinv.pinv(a4), rtol=1e-12, atol=1e-14)
 
 
 def test_vmap_over_tolerances():

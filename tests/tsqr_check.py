@@ -72,7 +72,10 @@ def collectives(fn, *args) -> list[tuple[str, tuple[int, ...]]]:
     """``(kind, shape)`` of every collective in the compiled program."""
     out = []
     for line in jax.jit(fn).lower(*args).compile().as_text().splitlines():
-        found = re.search(r"=\s*\(?(\w+)\[([\d,]*)\][^=]*?\s(all-gather|all-reduce|all-to-all|collective-permute|reduce-scatter)(-start)?\(", line)
+        found = re.search(
+            r"=\s*\(?(\w+)\[([\d,]*)\][^=]*?\s(all-gather|all-reduce|all-to-all|collective-permute|reduce-scatter)(-start)?\(",
+            line,
+        )
         if found:
             shape = tuple(int(d) for d in found.group(2).split(",") if d)
             out.append((found.group(3), shape))
@@ -98,7 +101,11 @@ def values() -> None:
         # A backward-stable pinv (QR + SVD) is accurate to ~ n eps kappa (relative): 8x headroom.
         tol = 8 * n * eps * kappa
         p = jax.jit(jaxpinv.pinv)(a)
-        check(f"pinv κ={kappa:g}: vs NumPy", rel(p, np.linalg.pinv(x)) < tol, f"{rel(p, np.linalg.pinv(x)):.2e} < {tol:.1e}")
+        check(
+            f"pinv κ={kappa:g}: vs NumPy",
+            rel(p, np.linalg.pinv(x)) < tol,
+            f"{rel(p, np.linalg.pinv(x)):.2e} < {tol:.1e}",
+        )
         check(f"pinv κ={kappa:g}: columns sharded", spec(p) == (None, "rows"), f"{spec(p)}")
         p1 = jax.jit(jaxpinv.pinv)(jnp.asarray(x))
         check(f"pinv κ={kappa:g}: vs unsharded", rel(p, np.asarray(p1)) < tol, f"{rel(p, np.asarray(p1)):.2e}")
@@ -110,17 +117,28 @@ def values() -> None:
         check(f"lstsq κ={kappa:g}: vector b", rel(vec, ref[:, 0]) < tol, f"{rel(vec, ref[:, 0]):.2e}")
         full = jax.jit(jaxpinv.lstsq_full)(a, b)
         res_ref = np.sum((y - x @ ref) ** 2, axis=0)
-        check(f"lstsq_full κ={kappa:g}: residuals, rank, singular values",
-              rel(full.residuals, res_ref) < tol and int(full.rank) == n
-              and rel(full.singular_values, np.linalg.svd(x, compute_uv=False)) < 20 * m * eps,
-              f"res {rel(full.residuals, res_ref):.1e} rank {int(full.rank)}")
+        check(
+            f"lstsq_full κ={kappa:g}: residuals, rank, singular values",
+            rel(full.residuals, res_ref) < tol
+            and int(full.rank) == n
+            and rel(full.singular_values, np.linalg.svd(x, compute_uv=False)) < 20 * m * eps,
+            f"res {rel(full.residuals, res_ref):.1e} rank {int(full.rank)}",
+        )
+
         # accuracy of TSQR against the single-device QR path (both float64): Penrose residuals
         def penrose(pm: np.ndarray) -> float:
             pm = np.asarray(pm)
-            return max(np.linalg.norm(x @ pm @ x - x) / np.linalg.norm(x), np.linalg.norm(pm @ x @ pm - pm) / np.linalg.norm(pm))
+            return max(
+                np.linalg.norm(x @ pm @ x - x) / np.linalg.norm(x),
+                np.linalg.norm(pm @ x @ pm - pm) / np.linalg.norm(pm),
+            )
+
         e_tsqr, e_one = penrose(p), penrose(p1)
-        check(f"pinv κ={kappa:g}: TSQR accuracy within 2x of one device (Penrose residuals)",
-              e_tsqr <= 2 * e_one + 10 * eps, f"TSQR {e_tsqr:.2e}, one device {e_one:.2e}")
+        check(
+            f"pinv κ={kappa:g}: TSQR accuracy within 2x of one device (Penrose residuals)",
+            e_tsqr <= 2 * e_one + 10 * eps,
+            f"TSQR {e_tsqr:.2e}, one device {e_one:.2e}",
+        )
     # rank-deficient, with tolerances: the SVD's decision, as on one device
     x = matrix(m, n, 1e2, rank=10)
     a = jax.device_put(x, ROWS)
@@ -136,7 +154,10 @@ def values() -> None:
     bad = x.copy()
     bad[300, 2] = np.inf
     p = jax.jit(jaxpinv.pinv)(jax.device_put(bad, ROWS))
-    check("Inf entry: all-NaN pinv, rank -1", bool(np.all(np.isnan(p))) and int(jax.jit(jaxpinv.matrix_rank)(jax.device_put(bad, ROWS))) == -1)
+    check(
+        "Inf entry: all-NaN pinv, rank -1",
+        bool(np.all(np.isnan(p))) and int(jax.jit(jaxpinv.matrix_rank)(jax.device_put(bad, ROWS))) == -1,
+    )
     # wide, sharded along its columns: the adjoint case
     x = matrix(n, m, 1e2)
     p = jax.jit(jaxpinv.pinv)(jax.device_put(x, COLS))
@@ -148,7 +169,11 @@ def values() -> None:
     ref = np.linalg.pinv(xs)
     for tag, fn in (("batched", jaxpinv.pinv), ("vmap", jax.vmap(jaxpinv.pinv))):
         p = jax.jit(fn)(a)
-        check(f"batch of 3, {tag}: vs NumPy, sharded", rel(p, ref) < 1e-10 and spec(p) == (None, None, "rows"), f"{rel(p, ref):.1e} {spec(p)}")
+        check(
+            f"batch of 3, {tag}: vs NumPy, sharded",
+            rel(p, ref) < 1e-10 and spec(p) == (None, None, "rows"),
+            f"{rel(p, ref):.1e} {spec(p)}",
+        )
     # a 2-D mesh: the batch over one axis, the rows over the other; batched, vmap, grad(vmap)
     mesh2 = jax.make_mesh((2, 4), ("b", "r"), axis_types=EXPLICIT * 2)
     xs = np.stack([matrix(m, n, 1e2) for _ in range(4)])
@@ -156,13 +181,19 @@ def values() -> None:
     ref = np.linalg.pinv(xs)
     for tag, fn in (("batched", jaxpinv.pinv), ("vmap", jax.vmap(jaxpinv.pinv))):
         p = jax.jit(fn)(a)
-        check(f"2-D mesh (batch x rows), {tag}: vs NumPy, sharded", rel(p, ref) < 1e-10 and spec(p) == ("b", None, "r"),
-              f"{rel(p, ref):.1e} {spec(p)}")
+        check(
+            f"2-D mesh (batch x rows), {tag}: vs NumPy, sharded",
+            rel(p, ref) < 1e-10 and spec(p) == ("b", None, "r"),
+            f"{rel(p, ref):.1e} {spec(p)}",
+        )
         check_collectives(f"2-D mesh, {tag}", fn, (a,), m, 4 * 8 * n * n)
     g = jax.jit(jax.grad(lambda a: jnp.sum(jax.vmap(jaxpinv.pinv)(a) ** 2)))(a)
     g1 = jax.jit(jax.grad(lambda a: jnp.sum(jaxpinv.pinv(a) ** 2)))(jnp.asarray(xs))
-    check("2-D mesh, grad(vmap): vs unsharded, sharded like a", rel(g, np.asarray(g1)) < 1e-10 and spec(g) == ("b", "r", None),
-          f"{rel(g, np.asarray(g1)):.1e} {spec(g)}")
+    check(
+        "2-D mesh, grad(vmap): vs unsharded, sharded like a",
+        rel(g, np.asarray(g1)) < 1e-10 and spec(g) == ("b", "r", None),
+        f"{rel(g, np.asarray(g1)):.1e} {spec(g)}",
+    )
     # the compiled programs: nothing of size m moves
     a, b = jax.device_put(matrix(m, n, 1e2), ROWS), jax.device_put(rng.standard_normal((m, 2)), ROWS)
     limit = 8 * n * n
@@ -170,7 +201,9 @@ def values() -> None:
     check_collectives("lstsq", jaxpinv.lstsq, (a, b), m, limit)
     check_collectives("matrix_rank", jaxpinv.matrix_rank, (a,), m, limit)
     check_collectives("grad pinv", jax.grad(lambda a: jnp.sum(jnp.sin(jaxpinv.pinv(a)))), (a,), m, limit)
-    check_collectives("grad lstsq", jax.grad(lambda a, b: jnp.sum(jaxpinv.lstsq(a, b) ** 2), argnums=(0, 1)), (a, b), m, limit)
+    check_collectives(
+        "grad lstsq", jax.grad(lambda a, b: jnp.sum(jaxpinv.lstsq(a, b) ** 2), argnums=(0, 1)), (a, b), m, limit
+    )
 
 
 def readme() -> None:
@@ -178,14 +211,16 @@ def readme() -> None:
     import pathlib
 
     text = (pathlib.Path(__file__).resolve().parents[1] / "README.md").read_text()
-    section = text[text.index("## Scaling out"):]
+    section = text[text.index("## Scaling out") :]
     section = section[: section.index("\n## ", 5)]
     blocks = re.findall(r"```python\n(.*?)```", section, re.S)
     ns: dict = {"X": matrix(1024, 16, 1e2), "y": rng.standard_normal((1024, 2))}
     exec("import jax, jax.numpy as jnp, jaxpinv\n" + blocks[1], ns)
-    check("README snippet: beta replicated, P sharded along its columns, g like X",
-          spec(ns["beta"]) == (None, None) and spec(ns["P"]) == (None, "rows") and spec(ns["g"]) == ("rows", None),
-          f"{spec(ns['beta'])} {spec(ns['P'])} {spec(ns['g'])}")
+    check(
+        "README snippet: beta replicated, P sharded along its columns, g like X",
+        spec(ns["beta"]) == (None, None) and spec(ns["P"]) == (None, "rows") and spec(ns["g"]) == ("rows", None),
+        f"{spec(ns['beta'])} {spec(ns['P'])} {spec(ns['g'])}",
+    )
     ref = np.linalg.lstsq(np.asarray(ns["X"]), np.asarray(ns["y"]), rcond=None)[0]
     check("README snippet: beta vs NumPy", rel(ns["beta"], ref) < 1e-10, f"{rel(ns['beta'], ref):.1e}")
 
@@ -213,11 +248,20 @@ def derivatives() -> None:
         ("grad lstsq (a, b)", jax.grad(loss_x, argnums=(0, 1)), (a, b), (jnp.asarray(x), jnp.asarray(y))),
         ("grad lstsq_full residuals", jax.grad(loss_full, argnums=(0, 1)), (a, b), (jnp.asarray(x), jnp.asarray(y))),
         ("jvp pinv", lambda a: jax.jvp(jaxpinv.pinv, (a,), (a * 0.5,))[1], (a,), (jnp.asarray(x),)),
-        ("jvp lstsq", lambda a, b: jax.jvp(jaxpinv.lstsq, (a, b), (a * 0.5, b))[1], (a, b), (jnp.asarray(x), jnp.asarray(y))),
+        (
+            "jvp lstsq",
+            lambda a, b: jax.jvp(jaxpinv.lstsq, (a, b), (a * 0.5, b))[1],
+            (a, b),
+            (jnp.asarray(x), jnp.asarray(y)),
+        ),
         ("jacrev pinv", jax.jacrev(jaxpinv.pinv), (a,), (jnp.asarray(x),)),
         ("jacrev lstsq", jax.jacrev(jaxpinv.lstsq), (a, b), (jnp.asarray(x), jnp.asarray(y))),
-        ("grad(vmap(pinv)) of a batch", jax.grad(lambda a: jnp.sum(jnp.sin(jax.vmap(jaxpinv.pinv)(a)))),
-         (jax.device_put(np.stack([x, 2 * x]), NamedSharding(MESH, P(None, "rows", None))),), (jnp.asarray(np.stack([x, 2 * x])),)),
+        (
+            "grad(vmap(pinv)) of a batch",
+            jax.grad(lambda a: jnp.sum(jnp.sin(jax.vmap(jaxpinv.pinv)(a)))),
+            (jax.device_put(np.stack([x, 2 * x]), NamedSharding(MESH, P(None, "rows", None))),),
+            (jnp.asarray(np.stack([x, 2 * x])),),
+        ),
     ]
     for name, fn, sharded_args, plain_args in cases:
         got = jax.jit(fn)(*sharded_args)
@@ -259,8 +303,11 @@ def other() -> None:
         p = jax.jit(jaxpinv.pinv)(a)
         g = jax.jit(jax.grad(lambda a: jnp.sum(jaxpinv.pinv(a) ** 2)))(a)
         g1 = jax.jit(jax.grad(lambda a: jnp.sum(jaxpinv.pinv(a) ** 2)))(jnp.asarray(xm))
-        check(f"{name}: pinv vs NumPy, grad vs unsharded", rel(p, np.linalg.pinv(xm)) < 1e-10 and rel(g, np.asarray(g1)) < 1e-10,
-              f"{rel(p, np.linalg.pinv(xm)):.1e} {rel(g, np.asarray(g1)):.1e}")
+        check(
+            f"{name}: pinv vs NumPy, grad vs unsharded",
+            rel(p, np.linalg.pinv(xm)) < 1e-10 and rel(g, np.asarray(g1)) < 1e-10,
+            f"{rel(p, np.linalg.pinv(xm)):.1e} {rel(g, np.asarray(g1)):.1e}",
+        )
     sq = matrix(16, 16, 1e2)
     sym = (sq + sq.T) / 2
     p = jax.jit(lambda a: jaxpinv.pinv(a, hermitian=True))(jax.device_put(sym, ROWS))
@@ -273,16 +320,23 @@ def other() -> None:
     y = rng.standard_normal((64, 2))
     b = jax.device_put(y, ROWS)
     ref = np.linalg.lstsq(x, y, rcond=None)[0]
-    for name, a in (("replicated on the mesh", jax.device_put(x, NamedSharding(MESH, P()))), ("without a mesh", jnp.asarray(x))):
+    for name, a in (
+        ("replicated on the mesh", jax.device_put(x, NamedSharding(MESH, P()))),
+        ("without a mesh", jnp.asarray(x)),
+    ):
         sol = jax.jit(jaxpinv.lstsq)(a, b)
         check(f"lstsq, b sharded, a {name}", rel(sol, ref) < 1e-10, f"{rel(sol, ref):.1e}")
         if NEW_JAX or "without" not in name:  # jax 0.6 cannot transpose the placement of a mesh-less a
             g = jax.jit(jax.grad(lambda a, b: jnp.sum(jaxpinv.lstsq(a, b) ** 2), argnums=(0, 1)))(a, b)
-            g1 = jax.grad(lambda a, b: jnp.sum(jaxpinv.lstsq(a, b) ** 2), argnums=(0, 1))(jnp.asarray(x), jnp.asarray(y))
+            g1 = jax.grad(lambda a, b: jnp.sum(jaxpinv.lstsq(a, b) ** 2), argnums=(0, 1))(
+                jnp.asarray(x), jnp.asarray(y)
+            )
             check(f"lstsq grad, b sharded, a {name}", max(rel(u, np.asarray(v)) for u, v in zip(g, g1)) < 1e-10)
     xs = np.stack([matrix(5, 4, 1e2) for _ in range(8)])
     tol = np.full(8, 1e-3)
-    p = jax.jit(lambda a, t: jaxpinv.pinv(a, atol=t))(jax.device_put(xs, ROWS), jax.device_put(tol, NamedSharding(MESH, P("rows"))))
+    p = jax.jit(lambda a, t: jaxpinv.pinv(a, atol=t))(
+        jax.device_put(xs, ROWS), jax.device_put(tol, NamedSharding(MESH, P("rows")))
+    )
     check("sharded tolerance array", rel(p, np.linalg.pinv(xs)) < 1e-10 and spec(p)[0] == "rows", f"{spec(p)}")
 
 
@@ -301,8 +355,11 @@ def memory() -> None:
 
     for name, fn, args in (("pinv", jaxpinv.pinv, (a,)), ("lstsq", jaxpinv.lstsq, (a, b))):
         ours, theirs = peak(fn, *args), peak(gathered(fn), *args)
-        check(f"{name} m=2e6 n=64 f32: peak per device <= 0.25x gathering", ours <= 0.25 * theirs,
-              f"{ours / 2**20:.0f} MiB against {theirs / 2**20:.0f} MiB ({ours / theirs:.2f}x)")
+        check(
+            f"{name} m=2e6 n=64 f32: peak per device <= 0.25x gathering",
+            ours <= 0.25 * theirs,
+            f"{ours / 2**20:.0f} MiB against {theirs / 2**20:.0f} MiB ({ours / theirs:.2f}x)",
+        )
 
 
 if __name__ == "__main__":
