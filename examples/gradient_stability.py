@@ -37,9 +37,24 @@ import pathlib
 import sys
 
 FAST = os.environ.get("JAXPINV_EXAMPLES_FAST") == "1" or "--fast" in sys.argv
-ROOT = pathlib.Path(__file__).resolve().parents[1] if "__file__" in globals() else pathlib.Path.cwd()
-OUT = pathlib.Path(os.environ.get("JAXPINV_EXAMPLES_OUT", ROOT / "docs" / "images"))
+# In a Jupyter kernel figures show inline (and are saved); run as a script, they are only saved.
+IN_KERNEL = "ipykernel" in sys.modules
+
+
+def repo_root() -> pathlib.Path:
+    """The checkout's root: from this file's path, or in a kernel (which has no ``__file__``) the
+    first of the working directory and its parents holding ``pyproject.toml`` and ``examples/``."""
+    if "__file__" in globals():
+        return pathlib.Path(__file__).resolve().parents[1]
+    for folder in (pathlib.Path.cwd(), *pathlib.Path.cwd().parents):
+        if (folder / "pyproject.toml").is_file() and (folder / "examples").is_dir():
+            return folder
+    return pathlib.Path.cwd()
+
+
+OUT = pathlib.Path(os.environ.get("JAXPINV_EXAMPLES_OUT", repo_root() / "docs" / "images"))
 OUT.mkdir(parents=True, exist_ok=True)
+print("figures are saved to", OUT)
 
 import jax
 
@@ -48,7 +63,8 @@ jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp
 import matplotlib
 
-matplotlib.use("Agg")
+if not IN_KERNEL:
+    matplotlib.use("Agg")  # headless: no display needed
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -193,7 +209,10 @@ ax.set_title(r"Gradient of $L(A) = w^\top A^+ y$ as two singular values meet (fl
 ax.legend(loc="center left", fontsize=9)
 ax.grid(True, which="major", alpha=0.3)
 fig.savefig(OUT / "gradient_stability.png", dpi=110, bbox_inches="tight")
-plt.close(fig)
+if IN_KERNEL:
+    plt.show()  # inline, in the notebook
+else:
+    plt.close(fig)
 
 # %% [markdown]
 # ## What it shows

@@ -23,9 +23,24 @@ import re
 import sys
 
 FAST = os.environ.get("JAXPINV_EXAMPLES_FAST") == "1" or "--fast" in sys.argv
-ROOT = pathlib.Path(__file__).resolve().parents[1] if "__file__" in globals() else pathlib.Path.cwd()
-OUT = pathlib.Path(os.environ.get("JAXPINV_EXAMPLES_OUT", ROOT / "docs" / "images"))
+# In a Jupyter kernel figures show inline (and are saved); run as a script, they are only saved.
+IN_KERNEL = "ipykernel" in sys.modules
+
+
+def repo_root() -> pathlib.Path:
+    """The checkout's root: from this file's path, or in a kernel (which has no ``__file__``) the
+    first of the working directory and its parents holding ``pyproject.toml`` and ``examples/``."""
+    if "__file__" in globals():
+        return pathlib.Path(__file__).resolve().parents[1]
+    for folder in (pathlib.Path.cwd(), *pathlib.Path.cwd().parents):
+        if (folder / "pyproject.toml").is_file() and (folder / "examples").is_dir():
+            return folder
+    return pathlib.Path.cwd()
+
+
+OUT = pathlib.Path(os.environ.get("JAXPINV_EXAMPLES_OUT", repo_root() / "docs" / "images"))
 OUT.mkdir(parents=True, exist_ok=True)
+print("figures are saved to", OUT)
 
 # Must happen before JAX initialises its backends (i.e. before the first jax
 # call). In a notebook: restart the kernel if JAX was already used.
@@ -39,7 +54,8 @@ import numpy as np
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-matplotlib.use("Agg")
+if not IN_KERNEL:
+    matplotlib.use("Agg")  # headless: no display needed
 import matplotlib.pyplot as plt
 
 import jaxpinv
@@ -232,7 +248,10 @@ ax[1].legend()
 fig.tight_layout()
 png = OUT / "sharded_lstsq.png"
 fig.savefig(png, dpi=110, bbox_inches="tight")
-plt.close(fig)
+if IN_KERNEL:
+    plt.show()  # inline, in the notebook
+else:
+    plt.close(fig)
 print("figure:", png)
 result["figure"] = str(png)
 

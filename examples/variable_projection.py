@@ -21,9 +21,24 @@ import pathlib
 import sys
 
 FAST = os.environ.get("JAXPINV_EXAMPLES_FAST") == "1" or "--fast" in sys.argv
-ROOT = pathlib.Path(__file__).resolve().parents[1] if "__file__" in globals() else pathlib.Path.cwd()
-OUT = pathlib.Path(os.environ.get("JAXPINV_EXAMPLES_OUT", ROOT / "docs" / "images"))
+# In a Jupyter kernel figures show inline (and are saved); run as a script, they are only saved.
+IN_KERNEL = "ipykernel" in sys.modules
+
+
+def repo_root() -> pathlib.Path:
+    """The checkout's root: from this file's path, or in a kernel (which has no ``__file__``) the
+    first of the working directory and its parents holding ``pyproject.toml`` and ``examples/``."""
+    if "__file__" in globals():
+        return pathlib.Path(__file__).resolve().parents[1]
+    for folder in (pathlib.Path.cwd(), *pathlib.Path.cwd().parents):
+        if (folder / "pyproject.toml").is_file() and (folder / "examples").is_dir():
+            return folder
+    return pathlib.Path.cwd()
+
+
+OUT = pathlib.Path(os.environ.get("JAXPINV_EXAMPLES_OUT", repo_root() / "docs" / "images"))
 OUT.mkdir(parents=True, exist_ok=True)
+print("figures are saved to", OUT)
 
 import jax
 
@@ -32,7 +47,8 @@ jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp
 import matplotlib
 
-matplotlib.use("Agg")
+if not IN_KERNEL:
+    matplotlib.use("Agg")  # headless: no display needed
 import matplotlib.pyplot as plt
 import matplotlib.ticker
 import numpy as np
@@ -234,7 +250,10 @@ ax1.legend(fontsize=8)
 fig.tight_layout()
 png = OUT / "variable_projection.png"
 fig.savefig(png, dpi=110, bbox_inches="tight")
-plt.close(fig)
+if IN_KERNEL:
+    plt.show()  # inline, in the notebook
+else:
+    plt.close(fig)
 
 # %% [markdown]
 # ## Summary

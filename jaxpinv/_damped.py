@@ -36,9 +36,9 @@ from jaxpinv._pinv import ArrayLike, _check, _decompose
 def damped_pinv(a: ArrayLike, damping: Any) -> jax.Array:
     r"""Damped (Tikhonov, ridge) pseudo-inverse ``(A^H A + damping^2 I)^-1 A^H``.
 
-    .. math::
-
-        A^+_\lambda = V\,\mathrm{diag}\!\left(\frac{s_i}{s_i^2 + \lambda^2}\right) U^H
+    $$
+    A^+_\lambda = V\,\mathrm{diag}\!\left(\frac{s_i}{s_i^2 + \lambda^2}\right) U^H
+    $$
 
     from the thin SVD ``a = U diag(s) V^H``. For ``damping > 0`` it is smooth in
     both arguments; ``damping = 0`` gives exactly ``pinv(a)`` with its default
@@ -46,7 +46,7 @@ def damped_pinv(a: ArrayLike, damping: Any) -> jax.Array:
 
     **Arguments:**
 
-    - `a`: array of shape ``(*, m, n)``, as for :func:`pinv`.
+    - `a`: array of shape ``(*, m, n)``, as for [`pinv`][jaxpinv.pinv].
     - `damping`: ``lambda >= 0``, a Python number or a real array broadcasting
       against the batch shape ``a.shape[:-2]``; it may be traced and **is
       differentiable**.
@@ -56,13 +56,14 @@ def damped_pinv(a: ArrayLike, damping: Any) -> jax.Array:
     Array of shape ``(*, n, m)`` in ``a``'s dtype. A matrix holding NaN or
     ±Inf, or a NaN damping, gives an all-NaN result for that matrix only.
 
-    **Raises:** `TypeError`/`ValueError` as :func:`pinv` (naming
+    **Raises:** `TypeError`/`ValueError` as [`pinv`][jaxpinv.pinv] (naming
     ``damped_pinv``), and for a damping known at trace time that is negative,
     NaN or complex (a traced negative damping is used by its magnitude, since
     only ``lambda^2`` enters).
 
     **Example:**
 
+    ```python
     >>> import jax, jax.numpy as jnp
     >>> import jaxpinv
     >>> a = jnp.diag(jnp.array([2.0, 0.0]))
@@ -70,6 +71,8 @@ def damped_pinv(a: ArrayLike, damping: Any) -> jax.Array:
     [[0.25, 0.0], [0.0, 0.0]]
     >>> round(float(jax.grad(lambda lam: jaxpinv.damped_pinv(a, lam)[0, 0])(2.0)), 6)  # -4l/(4+l^2)^2
     -0.125
+
+    ```
     """
     fname = "damped_pinv"
     arr, _, _, _ = _check(fname, a, None, None, False)

@@ -34,7 +34,7 @@ from jaxpinv._pinv import (
 
 
 class LstsqResult(NamedTuple):
-    """What :func:`lstsq_full` returns: NumPy's 4-tuple, with names."""
+    """What [`lstsq_full`][jaxpinv.lstsq_full] returns: NumPy's 4-tuple, with names."""
 
     solution: jax.Array
     """``x = pinv(a) @ b``, shape ``(*, n, k)`` or ``(*, n)``."""
@@ -57,7 +57,7 @@ def lstsq(
 ) -> jax.Array:
     r"""Minimum-norm least-squares solution ``x = pinv(a) @ b``.
 
-    With the thin SVD ``a = U diag(s) V^H`` and :func:`pinv`'s cutoff,
+    With the thin SVD ``a = U diag(s) V^H`` and [`pinv`][jaxpinv.pinv]'s cutoff,
     ``x = V diag(1/s_i if s_i > cutoff else 0) U^H b``: among the minimisers
     of ``|a x - b|`` the one of least norm. ``pinv(a)`` itself is never formed.
 
@@ -68,13 +68,13 @@ def lstsq(
       or ``a.shape[:-1]`` (a vector per matrix), torch.linalg.solve's rule.
       Batch dimensions broadcast between `a`, `b` and the tolerances:
       ``a (3, 1, m, n)`` with ``b (5, m, k)`` gives ``x (3, 5, n, k)``.
-    - `atol`, `rtol`: :func:`pinv`'s tolerances, same semantics.
+    - `atol`, `rtol`: [`pinv`][jaxpinv.pinv]'s tolerances, same semantics.
     - `damping`: if given, the ridge solution ``x = damped_pinv(a, damping) @ b``
       (minimises ``|a x - b|^2 + damping^2 |x|^2``), differentiable in
       `damping` too; it cannot be combined with `atol`/`rtol` (``damping=0``
-      uses :func:`pinv`'s default cutoff). This path forms the damped
+      uses [`pinv`][jaxpinv.pinv]'s default cutoff). This path forms the damped
       pseudo-inverse.
-    - `method`: ``"auto"`` (default) or ``"svd"``, as for :func:`pinv`: with
+    - `method`: ``"auto"`` (default) or ``"svd"``, as for [`pinv`][jaxpinv.pinv]: with
       ``"auto"``, a batch whose every matrix is clearly of full rank is solved
       by a Householder QR instead of the SVD (square and tall: ``x = R^-1
       Q^H b``; wide: the minimum-norm ``x = Q R^-H b`` from ``a^H = QR``).
@@ -86,11 +86,11 @@ def lstsq(
     and `b`. Non-finite entries in a matrix of `a` or in its right-hand side
     make that solution all-NaN, and only that one.
 
-    **Raises:** as :func:`pinv` (naming ``lstsq``), and `ValueError` if `b`'s
+    **Raises:** as [`pinv`][jaxpinv.pinv] (naming ``lstsq``), and `ValueError` if `b`'s
     rows do not match `a`'s or the batch dimensions do not broadcast (with
     `damping` too), `TypeError` if `b` is not numeric.
 
-    **Sharding:** as :func:`pinv`; for a tall `a` sharded along its rows
+    **Sharding:** as [`pinv`][jaxpinv.pinv]; for a tall `a` sharded along its rows
     (TSQR), `b` is sharded like `a`'s rows and ``x`` comes back replicated.
 
     **Derivatives:** a ``custom_jvp`` in both `a` and `b`,
@@ -103,6 +103,7 @@ def lstsq(
 
     **Example:**
 
+    ```python
     >>> import jax, jax.numpy as jnp
     >>> import jaxpinv
     >>> a = jnp.array([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
@@ -110,6 +111,8 @@ def lstsq(
     [1.0, 2.0]
     >>> jax.grad(lambda a: jaxpinv.lstsq(a, jnp.ones(3)).sum())(jnp.eye(3)).tolist()[0]
     [-1.0, -1.0, -1.0]
+
+    ```
     """
     fast = _validate.method("lstsq", method)
     if damping is not None:
@@ -148,11 +151,14 @@ def lstsq_full(a: ArrayLike, b: ArrayLike, *, atol: Tolerance = None, rtol: Tole
 
     **Example:**
 
+    ```python
     >>> import jax.numpy as jnp
     >>> import jaxpinv
     >>> x, res, rank, s = jaxpinv.lstsq_full(jnp.array([[2.0], [0.0]]), jnp.array([1.0, 3.0]))
     >>> x.tolist(), res.tolist(), int(rank), s.tolist()
     ([0.5], 9.0, 1, [2.0])
+
+    ```
     """
     x, residuals, rank, s = _solve("lstsq_full", a, b, atol, rtol, full=True)
     return LstsqResult(x, residuals, rank, s)

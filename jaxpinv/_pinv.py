@@ -45,11 +45,11 @@ def pinv(
     With the thin SVD ``a = U diag(s) V^H`` and ``s[0]`` the largest singular
     value of each matrix,
 
-    .. math::
-
-        \mathrm{cutoff} = \max(\mathrm{atol},\ \mathrm{rtol}\cdot s_0), \qquad
-        \mathrm{pinv}(a) = V\,\mathrm{diag}(1/s_i \text{ if } s_i > \mathrm{cutoff}
-        \text{ else } 0)\,U^H .
+    $$
+    \mathrm{cutoff} = \max(\mathrm{atol},\ \mathrm{rtol}\cdot s_0), \qquad
+    \mathrm{pinv}(a) = V\,\mathrm{diag}(1/s_i \text{ if } s_i > \mathrm{cutoff}
+    \text{ else } 0)\,U^H .
+    $$
 
     The comparison is strict, so the zero matrix maps to the zero matrix. These
     are the semantics of ``torch.linalg.pinv``.
@@ -80,8 +80,8 @@ def pinv(
       (its smallest singular value estimated above 8 times the cutoff), which
       gives the same result up to rounding at a fraction of the cost.
       ``"svd"`` always runs the SVD (for bit-level comparison with
-      ``torch.linalg.pinv`` or ``jnp.linalg.pinv``). See the README,
-      "Which path runs".
+      ``torch.linalg.pinv`` or ``jnp.linalg.pinv``). See the documentation:
+      [Which path runs][which-path-runs].
 
     **Returns:**
 
@@ -106,8 +106,8 @@ def pinv(
     over ``Explicit`` mesh axes (wide: along its columns) is factored in place
     by TSQR, nothing with ``m`` rows moving between devices; the result comes
     back sharded along its columns. Any other sharding of the matrix
-    dimensions is first gathered whole onto each device. See the README,
-    "Scaling out".
+    dimensions is first gathered whole onto each device. See
+    [Scaling out][scaling-out].
 
     **Derivatives:** a ``jax.custom_jvp`` rule (Golub and Pereyra, 1973),
     valid wherever the rank after the cutoff is locally constant::
@@ -119,6 +119,7 @@ def pinv(
 
     **Example:**
 
+    ```python
     >>> import jax, jax.numpy as jnp
     >>> import jaxpinv
     >>> a = jnp.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
@@ -132,6 +133,8 @@ def pinv(
     >>> g = jax.grad(lambda a: jaxpinv.pinv(a).sum())(jnp.eye(2))  # finite at repeated s
     >>> g.tolist()
     [[-1.0, -1.0], [-1.0, -1.0]]
+
+    ```
     """
     fname = "pinv"
     fast = _validate.method(fname, method)
@@ -166,11 +169,14 @@ def pinverse(input: ArrayLike, rcond: float = 1e-15, *, method: str = "auto") ->
 
     **Example:**
 
+    ```python
     >>> import jax.numpy as jnp
     >>> import jaxpinv
     >>> a = jnp.array([[2.0, 0.0], [0.0, 1e-20]])
     >>> jaxpinv.pinverse(a).tolist()
     [[0.5, 0.0], [0.0, 0.0]]
+
+    ```
     """
     fname = "pinverse"
     fast = _validate.method(fname, method)
@@ -204,6 +210,7 @@ def matrix_rank(
 
     **Example:**
 
+    ```python
     >>> import jax.numpy as jnp
     >>> import jaxpinv
     >>> a = jnp.array([[1.0, 2.0], [2.0, 4.0], [0.0, 0.0]])
@@ -211,6 +218,8 @@ def matrix_rank(
     1
     >>> jaxpinv.matrix_rank(jnp.diag(jnp.array([1.0, 1e-3])), atol=jnp.array([1e-4, 1e-2])).tolist()
     [2, 1]
+
+    ```
     """
     fname = "matrix_rank"
     arr, hermitian, atol, rtol = _check(fname, a, atol, rtol, hermitian)

@@ -187,7 +187,7 @@ def x64(enabled: bool):
 # newest-versions run executes everything.
 # --------------------------------------------------------------------------- #
 
-SLOW_MODULES = ("test_example_", "test_large", "test_benchmarks")
+SLOW_MODULES = ("test_example_", "test_large", "test_benchmarks", "test_docs")
 # Slow single tests (seconds each; CI runs them in its "-m slow" command): the
 # self-check in a subprocess (CI also runs it directly), and second-order
 # checks whose first-order and unbatched twins stay in the quick suite.

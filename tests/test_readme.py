@@ -1,4 +1,4 @@
-"""The README's Python snippets run as written (the README stays in sync with the code)."""
+"""The README's and the docs' Python snippets run as written; README, docs, CI and packaging agree."""
 
 from __future__ import annotations
 
@@ -10,12 +10,13 @@ import jax
 import jax.numpy as jnp
 
 README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
+DOCS = README.parent / "docs"
 
 
-def snippet(section: str) -> str:
-    text = README.read_text()
-    match = re.search(rf"## {section}.*?```python\n(.*?)```", text, re.S)
-    assert match, f"README has no python block under '## {section}'"
+def snippet(section: str, page: pathlib.Path = README) -> str:
+    text = page.read_text()
+    match = re.search(rf"#+ {section}.*?```python\n(.*?)```", text, re.S)
+    assert match, f"{page.name} has no python block under '{section}'"
     return match.group(1)
 
 
@@ -54,7 +55,7 @@ def test_quickstart_shape_comments_are_true():
 
 def test_scaling_snippet_runs():
     ns: dict = {"a": jax.random.normal(jax.random.key(0), (4, 5, 3))}
-    exec("import jax, jaxpinv\n" + snippet("Scaling out"), ns)
+    exec("import jax, jaxpinv\n" + snippet("Scaling out", DOCS / "topics" / "scaling-out.md"), ns)
     assert ns["p"].shape == (4, 3, 5)
 
 
@@ -107,13 +108,54 @@ def test_version_in_one_place_and_changelog():
     assert released and released[0] == jaxpinv.__version__, (released, jaxpinv.__version__)
 
 
-def test_readme_shows_every_example_and_its_picture():
-    text = README.read_text()
-    section = text.split("## Examples", 1)[1].split("\n## ", 1)[0]
+def test_docs_show_every_example_and_its_picture():
+    # The examples page lists every example with its picture, and the site's
+    # navigation renders each one as a notebook (mkdocs.yml).
+    text = (DOCS / "examples.md").read_text()
     examples = sorted(p.stem for p in (README.parent / "examples").glob("*.py"))
-    assert examples, "no examples found"
+    assert len(examples) >= 6, examples
+    nav = (README.parent / "mkdocs.yml").read_text()
     for name in examples:
-        assert f"(examples/{name}.py)" in section, name
-    for image in re.findall(r"\]\((docs/images/[^)]+\.png)\)", section):
-        assert (README.parent / image).is_file(), image
-    assert len(re.findall(r"\]\(docs/images/", section)) >= 3
+        assert f"(examples/{name}.py)" in text, name
+        assert f"examples/{name}.py" in nav, name
+    images = re.findall(r"\]\((images/[^)]+\.png)\)", text)
+    assert len(images) >= 4, images
+    for image in images:
+        assert (DOCS / image).is_file(), image
+    assert (DOCS / "examples").resolve() == (README.parent / "examples").resolve()
+
+
+def test_docs_pages_exist_for_every_topic_and_the_nav_lists_them():
+    nav = (README.parent / "mkdocs.yml").read_text()
+    pages = re.findall(r":\s+([\w/.-]+\.md)\s*$", nav, re.M) + re.findall(r"^\s+- ([\w/.-]+\.md)\s*$", nav, re.M)
+    for topic in (
+        "tolerances",
+        "derivatives",
+        "hermitian",
+        "non-finite",
+        "least-squares",
+        "scaling-out",
+        "performance",
+    ):
+        assert f"topics/{topic}.md" in pages, topic
+    for page in pages:
+        assert (DOCS / page).is_file(), page
+    # The README links into the docs, and every link it has resolves.
+    readme = README.read_text()
+    for link in re.findall(r"\]\(((?:docs/|CHANGELOG|LICENSE)[^)#]*)", readme):
+        assert (README.parent / link).exists(), link
+
+
+def test_packaging_metadata():
+    project = _pyproject()
+    assert project["license"] == "Apache-2.0" and project["license-files"] == ["LICENSE"]  # PEP 639
+    assert "Apache License" in (README.parent / "LICENSE").read_text()
+    assert project["authors"] and {"Homepage", "Documentation", "Changelog"} <= set(project["urls"])
+    extras = project["optional-dependencies"]
+    assert {"test", "examples", "docs", "dev"} <= set(extras)
+    assert any(r.startswith("nbclient") for r in extras["examples"]) and any(
+        r.startswith("ipykernel") for r in extras["examples"]
+    )
+    ci = (README.parent / ".ci" / "run").read_text()
+    for check in ("ruff check", "ruff format --check", "mypy"):
+        assert check in ci, check

@@ -10,7 +10,7 @@ group prints one line per check; the test fails on any ``BAD`` line.
   the unsharded call; TSQR's accuracy within 2x of the one-device path;
   the output shardings; the compiled programs' collectives (none of size
   m); peak memory per device at m = 2e6, n = 64 against gathering; the
-  README's TSQR snippet, run as printed.
+  TSQR snippet of docs/topics/scaling-out.md, run as printed.
 - ``derivatives`` + ``other`` (slow): grad / jvp / jacrev / ``grad(vmap)``
   equal to unsharded with the input's sharding in the cotangent, central
   differences; every other sharding (both dimensions, square, short local

@@ -207,22 +207,20 @@ def values() -> None:
 
 
 def readme() -> None:
-    """The README's TSQR snippet ("Scaling out", second python block) runs as printed, with the shardings it states."""
+    """The TSQR snippet of the docs' "Scaling out" page (its second python block) runs as printed, with the shardings it states."""
     import pathlib
 
-    text = (pathlib.Path(__file__).resolve().parents[1] / "README.md").read_text()
-    section = text[text.index("## Scaling out") :]
-    section = section[: section.index("\n## ", 5)]
+    section = (pathlib.Path(__file__).resolve().parents[1] / "docs" / "topics" / "scaling-out.md").read_text()
     blocks = re.findall(r"```python\n(.*?)```", section, re.S)
     ns: dict = {"X": matrix(1024, 16, 1e2), "y": rng.standard_normal((1024, 2))}
     exec("import jax, jax.numpy as jnp, jaxpinv\n" + blocks[1], ns)
     check(
-        "README snippet: beta replicated, P sharded along its columns, g like X",
+        "docs snippet: beta replicated, P sharded along its columns, g like X",
         spec(ns["beta"]) == (None, None) and spec(ns["P"]) == (None, "rows") and spec(ns["g"]) == ("rows", None),
         f"{spec(ns['beta'])} {spec(ns['P'])} {spec(ns['g'])}",
     )
     ref = np.linalg.lstsq(np.asarray(ns["X"]), np.asarray(ns["y"]), rcond=None)[0]
-    check("README snippet: beta vs NumPy", rel(ns["beta"], ref) < 1e-10, f"{rel(ns['beta'], ref):.1e}")
+    check("docs snippet: beta vs NumPy", rel(ns["beta"], ref) < 1e-10, f"{rel(ns['beta'], ref):.1e}")
 
 
 def derivatives() -> None:

@@ -1,0 +1,22 @@
+"""MkDocs hooks (mkdocs.yml ``hooks:``): how the example notebooks execute when the site is built.
+
+mkdocs-jupyter runs each example in a Jupyter kernel started in ``docs/examples``
+(a link to ``examples/``). Unless set otherwise, the examples run in their fast
+mode (``JAXPINV_EXAMPLES_FAST=1``; ``JAXPINV_EXAMPLES_FAST=0 mkdocs build`` runs
+the full versions, as for a published site), write their figures to a temporary
+folder rather than over ``docs/images`` (the figures on the pages are the
+notebooks' own inline outputs), and plot with the kernel's inline backend.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Any
+
+
+def on_config(config: Any) -> Any:
+    os.environ.setdefault("JAXPINV_EXAMPLES_FAST", "1")
+    os.environ.setdefault("JAXPINV_EXAMPLES_OUT", tempfile.mkdtemp(prefix="jaxpinv-docs-figures-"))
+    os.environ.pop("MPLBACKEND", None)
+    return config
