@@ -29,7 +29,7 @@ from jax import lax
 
 from jaxpinv import _sharding, _tolerance, _validate
 from jaxpinv._batching import any_true
-from jaxpinv._linalg import _h, _hmm, _mm, _mm_h
+from jaxpinv._linalg import _h, _hmm, _mm, _mm_h, _zeros
 from jaxpinv._pinv import ArrayLike, _check, _decompose
 
 
@@ -98,6 +98,7 @@ def _damped_impl(a: jax.Array, lam: Any) -> jax.Array:
     lam = jnp.broadcast_to(jnp.abs(jnp.asarray(lam).astype(real)), batch)
     atol, rtol = _tolerance.resolve(None, None, batch, m, n, out_dtype)
     a = jnp.broadcast_to(a.astype(compute_dtype), batch + (m, n))
+    a, lam = _sharding.align_batch([a, lam], len(batch))
     a, _ = _sharding.prepare(a)  # TSQR for a row-sharded a; other shardings gathered
     if a.size == 0:
         return jnp.zeros(batch + (n, m), out_dtype)
@@ -165,9 +166,10 @@ def _tangents(
     d, a_, xs = da * s, a * s, x * c
     s_b = s[..., 0, 0]
     two_l_dl = (2 * (lam * s_b) * (dlam * s_b)).astype(a.dtype)[..., None, None]  # 2 l dl
-    dm_x = _hmm(d, _mm(a, x)) + _hmm(a_, _mm(d, xs)) + two_l_dl * xs  # dM_ xs (a_ xs = A X)
-    dx = _mm(minv, _h(d) - dm_x) * s
+    # dM_ (n x n) first, then dM_ xs: n^2 m flops and no m x m intermediate (the
+    # products A X or dA X would be m x m, and illegal for a matrix sharded along its rows).
     dm = _hmm(d, a_) + _hmm(a_, d) + two_l_dl * eye
+    dx = _mm(minv, _h(d) - _mm(dm, xs)) * s
     dminv = -_mm(_mm(minv, dm), minv)
 
     # lam = 0 (pinv): X = A^+ and M^-1 = (A^H A)^+, whose Golub-Pereyra
@@ -183,7 +185,7 @@ def _tangents(
         return jnp.where(zero, extra_x, 0), jnp.where(zero, t + _h(t), 0)
 
     def none() -> tuple[jax.Array, jax.Array]:
-        return jnp.zeros_like(dx), jnp.zeros_like(dminv)
+        return dx * 0, dminv * 0  # tangents: a linear zero (transposable), varying like them
 
     extra_x, extra_minv = lax.cond(any_true(lam == 0), at_zero, none)
     return dx + extra_x, dminv + extra_minv
@@ -200,4 +202,4 @@ def _damped_jvp(primals: tuple[jax.Array, ...], tangents: tuple[Any, ...]) -> tu
 def _damped_with_minv_jvp(primals: tuple[jax.Array, ...], tangents: tuple[Any, ...]) -> tuple[Any, Any]:
     a, lam, atol, rtol = primals
     x, minv, c = out = _damped_with_minv(a, lam, atol, rtol)
-    return out, _tangents(a, lam, x, minv, c, tangents[0], tangents[1]) + (jnp.zeros_like(c),)
+    return out, _tangents(a, lam, x, minv, c, tangents[0], tangents[1]) + (_zeros(c),)

@@ -102,7 +102,9 @@ def _start(like: jax.Array) -> jax.Array:
     n = like.shape[-1]
     v = np.random.default_rng(20261129).standard_normal((n, 1))
     start = jnp.asarray(v / np.abs(v).max(), like.dtype)
-    return jnp.swapaxes(jnp.zeros_like(like[..., :1, :]), -1, -2) + start
+    # (like * 0, not zeros_like: inside a user's shard_map it then varies over the same
+    # mesh axes as ``like``, as the loop's carry must on jax 0.6.)
+    return jnp.swapaxes(like[..., :1, :] * 0, -1, -2) + start
 
 
 def _scaled(v: jax.Array) -> jax.Array:
@@ -198,7 +200,9 @@ def factor(a: jax.Array, bad: jax.Array, atol: jax.Array, rtol: jax.Array) -> tu
         return _power(r, lambda v: _trsm(r, v, lower=False), lambda u: _trsm(r, u, lower=False, adjoint=True))
 
     def skipped() -> tuple[jax.Array, jax.Array]:
-        nan = jnp.full(a.shape[:-2], jnp.nan, real)
+        # NaN derived from the batch (not a fresh constant): inside a user's shard_map the
+        # cond's branches must agree on which mesh axes their outputs vary over.
+        nan = jnp.real(a[..., 0, 0]).astype(real) * 0 + jnp.nan
         return nan, nan
 
     s_hi, s_lo = lax.cond(all_true(screen), estimates, skipped)

@@ -58,3 +58,13 @@ def _mm_h(x: jax.Array, y: jax.Array) -> jax.Array:
         out_sharding=contraction_sharding(x, y, -2, -2, -1, -1),
     )
     return jnp.conj(out)
+
+
+def _zeros(x: jax.Array) -> jax.Array:
+    """Zeros shaped like ``x`` (a rule's zero tangent), varying over the same mesh axes as ``x``.
+
+    Inside a user's ``shard_map``, a tangent must vary over the mesh axes its
+    primal varies over; ``jnp.zeros_like`` drops that on jax 0.6. Finite
+    entries times 0 keep it (``x`` may hold NaN or Inf, hence the ``where``).
+    """
+    return jnp.where(jnp.isfinite(x), x, 0) * 0

@@ -20,7 +20,7 @@ from jax import lax
 from jaxpinv import _fast, _sharding, _tolerance, _validate
 from jaxpinv._batching import all_true
 from jaxpinv._damped import _check_damping, _damped_impl
-from jaxpinv._linalg import _h, _hmm, _mm
+from jaxpinv._linalg import _h, _hmm, _mm, _zeros
 from jaxpinv._pinv import (
     _QR_RATIO,
     ArrayLike,
@@ -219,8 +219,11 @@ def _lstsq_impl(a: jax.Array, b: jax.Array, atol: Any, rtol: Any, full: bool, fa
     atol, rtol = _tolerance.resolve(atol, rtol, batch, m, n, out_dtype)
     a = jnp.broadcast_to(a.astype(compute_dtype), batch + (m, n))
     b = jnp.broadcast_to(b.astype(compute_dtype), batch + (m, k))
-    # TSQR for a row-sharded a (b sharded like its rows); other shardings gathered (see _sharding).
-    a, _ = _sharding.prepare(_sharding.on_common_mesh(a, b))
+    # One mesh and one batch sharding for a, b and the tolerances; TSQR for a row-sharded a
+    # (b sharded like its rows); other matrix shardings gathered (see _sharding).
+    a, b = _sharding.on_common_mesh(a, b), _sharding.on_common_mesh(b, a)
+    a, b, atol, rtol = _sharding.align_batch([a, b, atol, rtol], len(batch))
+    a, _ = _sharding.prepare(a)
     b = _sharding.like_rows(b, a)
     real = jnp.finfo(out_dtype).dtype
     if a.size == 0:  # no singular values: rank 0, x = 0, residuals |b|^2
@@ -286,7 +289,8 @@ def _lstsq_core(
         x = jnp.where(bad[..., None, None], jnp.nan, x)
         real = jnp.finfo(a.dtype).dtype
         rank = jnp.where(bad_a, -1, min(m, n)).astype(real)
-        return x, rank, jnp.full(a.shape[:-2] + (min(m, n),), jnp.nan, real)
+        # NaN values derived from the batch (varying like the SVD branch's inside a user's shard_map)
+        return x, rank, jnp.real(fast_a[..., 0, :1]).astype(real) * 0 + jnp.full((min(m, n),), jnp.nan, real)
 
     def svd_solve() -> tuple[jax.Array, jax.Array, jax.Array]:
         return _svd_solve(fast_a, b, atol, rtol, _fast.qr_of(factors) if reuse else None, (fast_a, bad_a))
@@ -352,7 +356,7 @@ def _lstsq_core_jvp(fast: bool, primals: tuple[jax.Array, ...], tangents: tuple[
     branches = [base, lambda: base() + third(), lambda: base() + second(), lambda: base() + second() + third()]
     index = (~full_row).astype(jnp.int32) * 2 + (~full_col).astype(jnp.int32)
     dx = lax.switch(index, branches)
-    return (x, rank, values), (dx, jnp.zeros_like(rank), jnp.zeros_like(values))
+    return (x, rank, values), (dx, _zeros(rank), _zeros(values))
 
 
 @jax.jit
@@ -362,6 +366,6 @@ def _damped_lstsq_impl(a: jax.Array, b: jax.Array, lam: Any) -> jax.Array:
     A non-finite right-hand side makes its solution all-NaN, as in :func:`lstsq`.
     """
     x = _damped_impl(a, lam)
-    b = b.astype(jnp.result_type(x, b))
+    b = _sharding.on_common_mesh(b.astype(jnp.result_type(x, b)), x)
     bad_b = _bad_rhs(b)[..., None, None]
     return jnp.where(bad_b, jnp.nan, _mm(x, jnp.where(bad_b, jnp.zeros((), b.dtype), b)))

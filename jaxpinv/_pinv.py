@@ -22,7 +22,7 @@ from jax import lax
 
 from jaxpinv import _fast, _sharding, _tolerance, _validate
 from jaxpinv._batching import all_true
-from jaxpinv._linalg import _h, _hmm, _mm, _mm_h
+from jaxpinv._linalg import _h, _hmm, _mm, _mm_h, _zeros
 
 ArrayLike = Any  # jax.typing.ArrayLike, kept loose for NumPy arrays and lists
 Tolerance = Any  # None, a Python float or a real array broadcasting against the batch
@@ -264,7 +264,9 @@ def _prepare(a: jax.Array, atol: Any, rtol: Any, hermitian: bool) -> tuple[jax.A
     # out_dtype is the input's inexact dtype: its eps sets the default rtol.
     atol_b, rtol_b = _tolerance.resolve(atol, rtol, batch, m, n, out_dtype)
     a = jnp.broadcast_to(a.astype(compute_dtype), batch + (m, n))
-    # Matrix dimensions sharded in a way TSQR does not take are gathered (see _sharding).
+    # One batch sharding for a and the tolerances; matrix dimensions sharded in a
+    # way TSQR does not take are gathered (see _sharding).
+    a, atol_b, rtol_b = _sharding.align_batch([a, atol_b, rtol_b], len(batch))
     a, _ = _sharding.prepare(a)
     if hermitian and a.size:
         a = jax.checkpoint(_hermitian_from_lower)(a)
@@ -458,10 +460,12 @@ def _fast_outputs(a: jax.Array, factors: _fast.Factors, bad: jax.Array, s_hi: ja
     p = jnp.where(bad[..., None, None], jnp.nan, x)
     scale = jnp.where((s_hi > 0) & jnp.isfinite(s_hi), s_hi, 1).astype(a.dtype)[..., None, None]
     # gram: (A^H A)^-1 (tall) or (A A^H)^-1 (wide), times c^2; empty if square
-    gram = jnp.zeros(a.shape[:-2] + (0, 0), a.dtype) if g is None else g * (scale * jnp.conj(scale))
+    gram = _zeros(a[..., :0, :0]) if g is None else g * (scale * jnp.conj(scale))
     k = min(m, n)
     rank = jnp.where(bad, -1, k).astype(real)
-    values = jnp.full(a.shape[:-2] + (k,), jnp.nan, real)
+    # NaN values (unknown without the SVD), derived from the result so that inside a user's
+    # shard_map they vary over the same mesh axes as the SVD branch's values.
+    values = jnp.real(p[..., 0, :1]).astype(real) * 0 + jnp.full((k,), jnp.nan, real)
     return p, gram, rank, scale, values
 
 
@@ -502,7 +506,7 @@ def _svd_outputs(
     cinv = inv * scale[..., 0]
     inv2 = (cinv * jnp.conj(cinv))[..., None, :]
     if hermitian or m == n:
-        gram = jnp.zeros(a.shape[:-2] + (0, 0), a.dtype)
+        gram = _zeros(a[..., :0, :0])  # empty; derived from a so it varies like a in a shard_map
     elif m > n:  # V diag(1/s^2) V^H
         gram = _mm(_h(right_h) * inv2, right_h)
     else:  # U diag(1/s^2) U^H
@@ -527,14 +531,14 @@ def _pinv_core_jvp(
     dp = _pinv_tangent(a, p, gram, rank, scale, da, hermitian)
     m, n = a.shape[-2:]
     if gram.size == 0:
-        dgram = jnp.zeros_like(gram)
+        dgram = _zeros(gram)
     elif m > n:  # c^2 P P^H
         dgram = _mm_h(scale * dp, scale * p)
         dgram = dgram + _h(dgram)
     else:  # c^2 P^H P
         dgram = _hmm(scale * p, scale * dp)
         dgram = dgram + _h(dgram)
-    return out, (dp, dgram, jnp.zeros_like(rank), jnp.zeros_like(scale), jnp.zeros_like(values))
+    return out, (dp, dgram, _zeros(rank), _zeros(scale), _zeros(values))
 
 
 def _largest(values: jax.Array, hermitian: bool) -> jax.Array:

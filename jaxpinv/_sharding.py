@@ -142,6 +142,43 @@ def on_common_mesh(a: jax.Array, b: jax.Array) -> jax.Array:
     return a
 
 
+def align_batch(arrays: list[jax.Array], nbatch: int) -> list[jax.Array]:
+    """The arrays (each with the same ``nbatch`` leading batch dimensions) with one batch sharding.
+
+    ``a``, ``b`` and the tolerances broadcast against one batch; JAX's explicit
+    sharding needs them sharded alike before they meet. Each batch dimension
+    takes the first explicit sharding any of them has there (a mesh axis that
+    shards a matrix dimension of one of them is not reused for the batch); the
+    others are resharded to it: a slice where they were replicated, a
+    reshuffle of the (batch-sized) array otherwise. Matrix dimensions keep
+    their sharding.
+    """
+    infos = [_explicit(x) for x in arrays]
+    if nbatch == 0 or all(info is None for info in infos):
+        return arrays
+    mesh = next(info[0] for info in infos if info is not None)
+    used = {axis for info in infos if info is not None for entry in info[1][nbatch:] for axis in _axes(entry)}
+    common: list[Any] = []
+    for d in range(nbatch):
+        entry = None
+        for info in infos:
+            if info is not None and info[1][d] is not None:
+                axes = set(_axes(info[1][d]))
+                taken = used | {axis for e in common for axis in _axes(e)}
+                if not axes & taken:
+                    entry = info[1][d]
+                    break
+        common.append(entry)
+    out = []
+    for x, info in zip(arrays, infos):
+        current = tuple(info[1]) if info is not None else (None,) * x.ndim
+        target = (*common, *current[nbatch:])
+        if current != target:
+            x = _reshard(x, NamedSharding(mesh, PartitionSpec(*target)))
+        out.append(x)
+    return out
+
+
 def like_rows(b: jax.Array, a: jax.Array) -> jax.Array:
     """A right-hand side ``b`` (``(*, m, k)``) sharded to match a native ``a``'s rows, or with whole matrices otherwise.
 

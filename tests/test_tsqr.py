@@ -15,7 +15,10 @@ group prints one line per check; the test fails on any ``BAD`` line.
   equal to unsharded with the input's sharding in the cotangent, central
   differences; every other sharding (both dimensions, square, short local
   blocks, uneven rows, Hermitian, ``damped_pinv``, a sharded ``b`` with a
-  replicated ``a``, a sharded tolerance array) against NumPy.
+  replicated ``a``, a sharded tolerance array) against NumPy; ``edges``: what
+  a hostile review found (damped derivatives on sharded input, batch shardings
+  that differ between ``a``, ``b`` and the tolerances, jaxpinv inside a
+  user's ``shard_map``).
 """
 
 from __future__ import annotations
@@ -57,4 +60,4 @@ def test_tsqr_values_collectives_memory() -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_tsqr_derivatives_and_other_shardings() -> None:
-    _run("derivatives", "other")
+    _run("derivatives", "other", "edges")

@@ -338,6 +338,72 @@ def other() -> None:
     check("sharded tolerance array", rel(p, np.linalg.pinv(xs)) < 1e-10 and spec(p)[0] == "rows", f"{spec(p)}")
 
 
+def edges() -> None:
+    """What a hostile review found: damped derivatives, batch shardings that differ between a, b and the
+    tolerances, a mesh-less b, and jaxpinv inside a user's shard_map (values against NumPy / unsharded)."""
+    x = matrix(64, 4, 1e2)
+    a = jax.device_put(x, ROWS)
+    for name, fn in (
+        ("damped_pinv grad, rows sharded", lambda a: jnp.sum(jaxpinv.damped_pinv(a, 0.1) ** 2)),
+        ("damped_pinv grad at damping 0", lambda a: jnp.sum(jaxpinv.damped_pinv(a, 0.0) ** 2)),
+        ("lstsq(damping) grad", lambda a: jnp.sum(jaxpinv.lstsq(a, jnp.ones((64, 2)), damping=0.1) ** 2)),
+    ):
+        g = jax.jit(jax.grad(fn))(a)
+        g1 = jax.jit(jax.grad(fn))(jnp.asarray(x))
+        check(f"{name}: vs unsharded, sharded like a", rel(g, np.asarray(g1)) < 1e-10 and spec(g) == ("rows", None))
+    g = jax.jit(jax.grad(lambda a: jnp.sum(jaxpinv.damped_pinv(a, 0.1) ** 2)))(jax.device_put(x.T, COLS))
+    g1 = jax.grad(lambda a: jnp.sum(jaxpinv.damped_pinv(a, 0.1) ** 2))(jnp.asarray(x.T))
+    check("damped_pinv grad, wide, columns sharded", rel(g, np.asarray(g1)) < 1e-10)
+    # a tolerance or b sharded along a batch dimension that a (broadcast) does not have
+    mesh_x = jax.make_mesh((8,), ("x",), axis_types=EXPLICIT)
+    x16 = matrix(16, 4, 1e2)
+    tol = jax.device_put(np.full(8, 1e-3), NamedSharding(mesh_x, P("x")))
+    b8 = jax.device_put(np.ones((8, 16, 1)), NamedSharding(mesh_x, P("x")))
+    ref_p = np.broadcast_to(np.linalg.pinv(x16), (8, 4, 16))
+    for tag, a16 in (
+        ("replicated on the mesh", jax.device_put(x16, NamedSharding(mesh_x, P()))),
+        ("without a mesh", jnp.asarray(x16)),
+    ):
+        p = jax.jit(lambda a, t: jaxpinv.pinv(a, atol=t))(a16, tol)
+        check(f"sharded atol array, a {tag}", rel(p, ref_p) < 1e-10 and spec(p)[0] == "x", f"{spec(p)}")
+        d = jax.jit(lambda a, t: jaxpinv.damped_pinv(a, t))(a16, tol)
+        check(f"sharded damping array, a {tag}", d.shape == (8, 4, 16))
+        sol = jax.jit(jaxpinv.lstsq)(a16, b8)
+        check(f"b sharded along its batch, a {tag}", rel(sol, ref_p @ np.ones((8, 16, 1))) < 1e-10)
+    mesh2 = jax.make_mesh((2, 4), ("b", "r"), axis_types=EXPLICIT * 2)
+    x128 = matrix(128, 8, 1e2)
+    sol = jax.jit(jaxpinv.lstsq)(
+        jax.device_put(x128, NamedSharding(mesh2, P("r", None))),
+        jax.device_put(np.ones((2, 128, 1)), NamedSharding(mesh2, P("b"))),
+    )
+    check(
+        "2-D mesh: a rows, b batch",
+        rel(sol, np.broadcast_to(np.linalg.pinv(x128) @ np.ones((128, 1)), (2, 8, 1))) < 1e-10,
+    )
+    sol = jax.jit(jaxpinv.lstsq)(a, jax.device_put(np.ones((8, 64, 2)), ROWS))  # b's batch on a's row axis
+    check(
+        "b's batch sharded on a's row axis",
+        rel(sol, np.broadcast_to(np.linalg.pinv(x) @ np.ones((64, 2)), (8, 4, 2))) < 1e-10,
+    )
+    a3 = jax.device_put(np.stack([x128, 2 * x128]), NamedSharding(mesh2, P("b", "r", None)))
+    sol = jax.jit(jaxpinv.lstsq)(a3, jax.device_put(np.ones(128), NamedSharding(mesh2, P("r"))))
+    check(
+        "batch of row-sharded a, one shared b",
+        rel(sol, np.linalg.pinv(np.stack([x128, 2 * x128])) @ np.ones(128)) < 1e-10,
+    )
+    g = jax.jit(jax.grad(lambda a: jnp.sum(jaxpinv.lstsq(a, jnp.ones(4)) ** 2)))(jax.device_put(x.T, COLS))
+    g1 = jax.grad(lambda a: jnp.sum(jaxpinv.lstsq(a, jnp.ones(4)) ** 2))(jnp.asarray(x.T))
+    check("wide, columns sharded, b without a mesh: grad", rel(g, np.asarray(g1)) < 1e-10)
+    # jaxpinv inside a user's shard_map (a batch split by hand), every path incl. the power method
+    mesh_b = jax.make_mesh((8,), ("b",))
+    for shape in ((8, 6, 3), (8, 3, 6), (8, 4, 4), (8, 200, 150)):
+        xs = rng.standard_normal(shape)
+        ab = jax.device_put(xs, NamedSharding(mesh_b, P("b")))
+        for name, fn in (("pinv", jaxpinv.pinv), ("grad", jax.grad(lambda a: jnp.sum(jaxpinv.pinv(a) ** 2)))):
+            out = jax.jit(jax.shard_map(fn, mesh=mesh_b, in_specs=P("b"), out_specs=P("b")))(ab)
+            check(f"inside shard_map: {name} {shape}", rel(out, np.asarray(jax.jit(fn)(jnp.asarray(xs)))) < 1e-10)
+
+
 def memory() -> None:
     """Peak memory per device, m = 2e6, n = 64, float32, 8 devices: TSQR against gathering the matrix (compiled only)."""
     m, n = 2_000_000, 64
@@ -365,7 +431,7 @@ if __name__ == "__main__":
     if len(jax.devices()) != 8 or not jax.config.jax_enable_x64:
         print("BAD  setup: need 8 devices and x64", flush=True)
         sys.exit(2)
-    for group in sys.argv[1:] or ["values", "readme", "derivatives", "other", "memory"]:
+    for group in sys.argv[1:] or ["values", "readme", "derivatives", "other", "edges", "memory"]:
         print(f"--- {group}", flush=True)
         globals()[group]()
     print(f"{len(failures)} failed: {failures}" if failures else "all checks passed", flush=True)
