@@ -27,7 +27,11 @@ def test_docs_build_strict(tmp_path):
         pytest.importorskip(module)
     site = tmp_path / "site"
     env = dict(
-        os.environ, JAXPINV_EXAMPLES_FAST="1", JAXPINV_EXAMPLES_OUT=str(tmp_path / "figures"), NO_MKDOCS_2_WARNING="1"
+        os.environ,
+        JAXPINV_EXAMPLES_FAST="1",
+        JAXPINV_EXAMPLES_OUT=str(tmp_path / "figures"),
+        JAXPINV_DOCS_NO_CACHE="1",  # execute every notebook now, not from mkdocs-jupyter's cache
+        NO_MKDOCS_2_WARNING="1",
     )
     env.pop("XLA_FLAGS", None)
     env.pop("MPLBACKEND", None)
