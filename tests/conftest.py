@@ -138,7 +138,8 @@ import sys  # noqa: E402
 
 import pytest  # noqa: E402
 
-EXAMPLES = pathlib.Path(__file__).resolve().parents[1] / "examples"
+REPO = pathlib.Path(__file__).resolve().parents[1]
+EXAMPLES = REPO / "examples"
 
 
 @pytest.fixture
@@ -167,6 +168,30 @@ def run_example(tmp_path):
         lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
         assert len(lines) == 1, proc.stdout[-3000:]
         return json.loads(lines[0][len("RESULT ") :]), tmp_path
+
+    return run
+
+
+@pytest.fixture
+def on_eight_devices():
+    """Run ``python ARGS...`` in a fresh interpreter with 8 simulated CPU devices and x64 on.
+
+    The device count is an XLA flag that must be in the environment before the
+    child imports JAX; the repository goes first on its path. Returns the
+    completed process (stdout and stderr captured); a hang fails at ``timeout``.
+    """
+
+    def run(args: list[str], timeout: float = 240) -> subprocess.CompletedProcess:
+        env = dict(os.environ)
+        env["XLA_FLAGS"] = " ".join(
+            filter(None, [env.get("XLA_FLAGS", ""), "--xla_force_host_platform_device_count=8"])
+        )
+        env["JAX_ENABLE_X64"] = "1"
+        env["JAX_PLATFORMS"] = "cpu"
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+        return subprocess.run(
+            [sys.executable, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
+        )
 
     return run
 

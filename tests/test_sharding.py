@@ -18,9 +18,6 @@ XLA partitioner propagates them).
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -198,23 +195,10 @@ sys.exit(1 if failures else 0)
 
 
 @pytest.mark.timeout(300)
-def test_sharded_batch_stays_sharded(tmp_path: Path) -> None:
+def test_sharded_batch_stays_sharded(tmp_path: Path, on_eight_devices) -> None:
     script = tmp_path / "sharding_check.py"
     script.write_text(SCRIPT)
-    env = dict(os.environ)
-    # Both must be in the environment before the child imports JAX.
-    env["XLA_FLAGS"] = " ".join(filter(None, [env.get("XLA_FLAGS", ""), "--xla_force_host_platform_device_count=8"]))
-    env["JAX_ENABLE_X64"] = "1"
-    env["JAX_PLATFORMS"] = "cpu"
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    proc = subprocess.run(
-        [sys.executable, str(script)],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
+    proc = on_eight_devices([str(script)])
     shown = f"exit {proc.returncode}\n--- stdout ---\n{proc.stdout}\n--- stderr ---\n{proc.stderr}"
     assert proc.returncode == 0, shown
     assert "all sharding checks passed" in proc.stdout, shown

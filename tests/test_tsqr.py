@@ -23,9 +23,6 @@ group prints one line per check; the test fails on any ``BAD`` line.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -33,31 +30,19 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _run(*groups: str) -> None:
-    env = dict(os.environ)
-    env["XLA_FLAGS"] = " ".join(filter(None, [env.get("XLA_FLAGS", ""), "--xla_force_host_platform_device_count=8"]))
-    env["JAX_ENABLE_X64"] = "1"
-    env["JAX_PLATFORMS"] = "cpu"
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    proc = subprocess.run(
-        [sys.executable, str(REPO / "tests" / "tsqr_check.py"), *groups],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
+def _run(on_eight_devices, *groups: str) -> None:
+    proc = on_eight_devices([str(REPO / "tests" / "tsqr_check.py"), *groups])
     shown = f"exit {proc.returncode}\n--- stdout ---\n{proc.stdout}\n--- stderr ---\n{proc.stderr[-3000:]}"
     assert proc.returncode == 0, shown
     assert "all checks passed" in proc.stdout and "BAD" not in proc.stdout, shown
 
 
 @pytest.mark.timeout(300)
-def test_tsqr_values_collectives_memory() -> None:
-    _run("values", "memory", "readme")
+def test_tsqr_values_collectives_memory(on_eight_devices) -> None:
+    _run(on_eight_devices, "values", "memory", "readme")
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-def test_tsqr_derivatives_and_other_shardings() -> None:
-    _run("derivatives", "other", "edges")
+def test_tsqr_derivatives_and_other_shardings(on_eight_devices) -> None:
+    _run(on_eight_devices, "derivatives", "other", "edges")
