@@ -99,7 +99,7 @@ def _damped_impl(a: jax.Array, lam: Any) -> jax.Array:
     atol, rtol = _tolerance.resolve(None, None, batch, m, n, out_dtype)
     a = jnp.broadcast_to(a.astype(compute_dtype), batch + (m, n))
     a, lam = _sharding.align_batch([a, lam], len(batch))
-    a, _ = _sharding.prepare(a)  # TSQR for a row-sharded a; other shardings gathered
+    a = _sharding.prepare(a)  # TSQR for a row-sharded a; other shardings gathered
     if a.size == 0:
         return jnp.zeros(batch + (n, m), out_dtype)
     wide = m < n

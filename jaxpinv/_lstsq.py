@@ -223,7 +223,7 @@ def _lstsq_impl(a: jax.Array, b: jax.Array, atol: Any, rtol: Any, full: bool, fa
     # (b sharded like its rows); other matrix shardings gathered (see _sharding).
     a, b = _sharding.on_common_mesh(a, b), _sharding.on_common_mesh(b, a)
     a, b, atol, rtol = _sharding.align_batch([a, b, atol, rtol], len(batch))
-    a, _ = _sharding.prepare(a)
+    a = _sharding.prepare(a)
     b = _sharding.like_rows(b, a)
     real = jnp.finfo(out_dtype).dtype
     if a.size == 0:  # no singular values: rank 0, x = 0, residuals |b|^2

@@ -267,7 +267,7 @@ def _prepare(a: jax.Array, atol: Any, rtol: Any, hermitian: bool) -> tuple[jax.A
     # One batch sharding for a and the tolerances; matrix dimensions sharded in a
     # way TSQR does not take are gathered (see _sharding).
     a, atol_b, rtol_b = _sharding.align_batch([a, atol_b, rtol_b], len(batch))
-    a, _ = _sharding.prepare(a)
+    a = _sharding.prepare(a)
     if hermitian and a.size:
         a = jax.checkpoint(_hermitian_from_lower)(a)
     return a, atol_b, rtol_b, out_dtype

@@ -108,17 +108,15 @@ def replicate_matrix(x: jax.Array) -> jax.Array:
     return _reshard(x, NamedSharding(mesh, PartitionSpec(*spec[:-2], None, None)))
 
 
-def prepare(a: jax.Array) -> tuple[jax.Array, bool]:
-    """``(a', native)``: ``a`` unchanged if TSQR factors it where it lives, else with whole matrices per device.
+def prepare(a: jax.Array) -> jax.Array:
+    """``a`` unchanged if TSQR factors it where it lives (:func:`native`), else with whole matrices per device.
 
     An explicit sharding of the matrix dimensions that TSQR does not handle
     would make ``svd``/``qr``/``eigh`` refuse the operand (JAX's sharding
     rules for them require unsharded matrix dimensions); resharding gathers
     each matrix onto the devices that hold its batch entry: ``O(m n)`` bytes.
     """
-    if native(a):
-        return a, True
-    return replicate_matrix(a), False
+    return a if native(a) else replicate_matrix(a)
 
 
 def _mesh(x: Any) -> Any:
