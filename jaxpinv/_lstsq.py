@@ -1,10 +1,10 @@
-"""``lstsq``: minimum-norm least squares ``x = pinv(a) @ b`` without forming ``pinv(a)``.
+"""``lstsq`` and ``lstsq_full``: minimum-norm least squares ``x = pinv(a) @ b`` without forming ``pinv(a)``.
 
-The forward pass is one SVD and two thin products, with exactly ``pinv``'s
-cutoff (or, where ``pinv`` would take its full-rank fast path, a QR solve). The derivative is Golub–Pereyra applied to ``x = A^+ b``, in
-matrix-vector form (``O(m n k)`` per tangent rather than the ``O(m n^2)`` of
-differentiating ``pinv(a) @ b``), written in ``P = pinv(A)`` so that its own
-derivatives are stable (see ``_pinv``).
+The public functions and their jitted implementations: the host-side check
+(:mod:`jaxpinv._check`), the preamble (:mod:`jaxpinv._preamble`), then the
+differentiable core (:mod:`jaxpinv._lstsq_core`: the dispatch's solve, with
+exactly ``pinv``'s cutoff, and the matrix-vector rule). With ``damping``, the
+ridge solution from :mod:`jaxpinv._damped_core`.
 """
 
 from __future__ import annotations
@@ -14,23 +14,15 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax import lax
 
-from jaxpinv import _fast, _sharding, _tolerance, _validate
-from jaxpinv._batching import all_true
-from jaxpinv._damped import _check_damping, _damped_impl
-from jaxpinv._linalg import _h, _hmm, _mm, _zeros
-from jaxpinv._pinv import (
-    _QR_RATIO,
-    ArrayLike,
-    Tolerance,
-    _check,
-    _decompose,
-    _fast_stage_one,
-    _float_rank,
-    _pinv_core,
-)
+from jaxpinv import _check, _damped_core, _lstsq_core, _preamble, _svd, _validate
+from jaxpinv._kernel import nan_where, rank, real_dtype, sanitize
+from jaxpinv._linalg import h, mm
+from jaxpinv._preamble import Spec
+
+ArrayLike = Any  # jax.typing.ArrayLike, kept loose for NumPy arrays and lists
+Tolerance = Any  # None, a Python float or a real array broadcasting against the batch
 
 
 class LstsqResult(NamedTuple):
@@ -114,18 +106,16 @@ def lstsq(
 
     ```
     """
-    fast = _validate.method("lstsq", method)
-    if damping is not None:
-        fname = "lstsq"
+    auto = _validate.method("lstsq", method)
+    if damping is None:
+        c = _check.check("lstsq", a, b=b, atol=atol, rtol=rtol)
+        x = _lstsq_impl(c.a, c.b, c.atol, c.rtol, c.spec, auto)
+    else:
         if atol is not None or rtol is not None:
-            raise ValueError(f"{fname}: pass either 'damping' or the tolerances 'atol'/'rtol', not both.")
-        arr, _, _, _ = _check(fname, a, None, None, False)
-        barr, vector = _check_b(fname, arr, b)
-        lam = _check_damping(fname, arr, damping)
-        _batch(fname, arr, barr, lam, None, ("damping", ""))
-        x = _damped_lstsq_impl(arr, barr, lam)
-        return x[..., 0] if vector else x
-    return _solve("lstsq", a, b, atol, rtol, fast=fast)[0]
+            raise ValueError("lstsq: pass either 'damping' or the tolerances 'atol'/'rtol', not both.")
+        c = _check.check("lstsq", a, b=b, damping=damping, damped=True)
+        x = _damped_lstsq_impl(c.a, c.b, c.damping, c.spec)
+    return x[..., 0] if c.vector else x
 
 
 def lstsq_full(a: ArrayLike, b: ArrayLike, *, atol: Tolerance = None, rtol: Tolerance = None) -> LstsqResult:
@@ -160,212 +150,62 @@ def lstsq_full(a: ArrayLike, b: ArrayLike, *, atol: Tolerance = None, rtol: Tole
 
     ```
     """
-    x, residuals, rank, s = _solve("lstsq_full", a, b, atol, rtol, full=True)
-    return LstsqResult(x, residuals, rank, s)
+    c = _check.check("lstsq_full", a, b=b, atol=atol, rtol=rtol)
+    out = _lstsq_full_impl(c.a, c.b, c.atol, c.rtol, c.spec)
+    return out._replace(solution=out.solution[..., 0], residuals=out.residuals[..., 0]) if c.vector else out
 
 
-def _solve(fname: str, a: Any, b: Any, atol: Any, rtol: Any, full: bool = False, fast: bool = False) -> tuple[Any, ...]:
-    arr, _, _ = _validate.matrix_dtypes(fname, "a", a)
-    barr, vector = _check_b(fname, arr, b)
-    # the default rtol uses the eps of the dtype a and b promote to
-    _, out_dtype = _validate.dtypes(fname, "a", jnp.result_type(arr, barr))
-    arr, _, atol, rtol = _check(fname, arr, atol, rtol, False, dtype=out_dtype)
-    _batch(fname, arr, barr, atol, rtol)
-    out = _lstsq_impl(arr, barr, atol, rtol, full, fast)
-    if vector:
-        out = (out[0][..., 0], None if out[1] is None else out[1][..., 0]) + tuple(out[2:])
-    return out
+@partial(jax.jit, static_argnames=("spec", "auto"))
+def _lstsq_impl(a: jax.Array, b: jax.Array, atol: Any, rtol: Any, spec: Spec, auto: bool) -> jax.Array:
+    x = _preamble.prepare(spec, a, atol, rtol, b=b)
+    assert x.b is not None  # (for the type checker)
+    b = x.b
+    if x.a.size == 0 or b.shape[-1] == 0:  # no singular values or no right-hand side: x = 0
+        return jnp.zeros(spec.batch + (x.a.shape[-1], b.shape[-1]), spec.out)
+    return _lstsq_core.parts(x.a, b, x.atol, x.rtol, auto).x.astype(spec.out)
 
 
-def _check_b(fname: str, a: jax.Array, b: Any) -> tuple[jax.Array, bool]:
-    """``b`` as a stack of matrices ``(*, m, k)``, and whether it was a (batch of) vector(s).
-
-    torch.linalg.solve's rule: `b` is a vector right-hand side if it is 1-D, or
-    if ``b.shape == a.shape[:-1]``; otherwise a matrix ``(*, m, k)``.
-    """
-    barr, _, _ = _validate.matrix_dtypes(fname, "b", b, min_ndim=1)
-    vector = barr.ndim == 1 or barr.shape == a.shape[:-1]
-    if vector:
-        barr = barr[..., None]
-    if barr.ndim < 2 or barr.shape[-2] != a.shape[-2]:
-        raise ValueError(
-            f"{fname}: argument 'b' must have shape (*, m, k), or (m,) or a.shape[:-1] for a "
-            f"vector right-hand side, with m = a.shape[-2] = {a.shape[-2]}; got a.shape={a.shape}, "
-            f"b.shape={np.shape(b)}."
+@partial(jax.jit, static_argnames=("spec",))
+def _lstsq_full_impl(a: jax.Array, b: jax.Array, atol: Any, rtol: Any, spec: Spec) -> LstsqResult:
+    """The solution, residuals, rank and singular values; only the SVD knows the singular values."""
+    x = _preamble.prepare(spec, a, atol, rtol, b=b)
+    assert x.b is not None  # (for the type checker)
+    b = x.b
+    n, k = x.a.shape[-1], b.shape[-1]
+    real = real_dtype(spec.out)
+    if x.a.size == 0:  # no singular values: rank 0, x = 0, residuals |b|^2
+        residuals = jnp.sum(jnp.abs(b) ** 2, axis=-2).astype(real)
+        return LstsqResult(
+            jnp.zeros(spec.batch + (n, k), spec.out),
+            residuals,
+            jnp.zeros(spec.batch, jnp.int32),
+            jnp.zeros(spec.batch + (0,), real),
         )
-    return barr, vector
-
-
-def _batch(
-    fname: str, a: jax.Array, b: jax.Array, atol: Any, rtol: Any, names: tuple[str, str] = ("atol", "rtol")
-) -> tuple[int, ...]:
-    """The broadcast batch shape of `a`, `b` (as ``(*, m, k)``) and the tolerances, or a clear error."""
-    try:
-        batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
-    except ValueError:
-        raise ValueError(
-            f"{fname}: the batch dimensions of 'a' and 'b' must broadcast; got a.shape={a.shape} "
-            f"(batch {a.shape[:-2]}) and b.shape={b.shape} (batch {b.shape[:-2]}, as a stack of (m, k) matrices)."
-        ) from None
-    return _validate.batch_shape(fname, batch + (0, 0), atol, rtol, names)
-
-
-@partial(jax.jit, static_argnames=("full", "fast"))
-def _lstsq_impl(a: jax.Array, b: jax.Array, atol: Any, rtol: Any, full: bool, fast: bool) -> tuple[Any, ...]:
-    compute_dtype, out_dtype = _validate.dtypes("lstsq", "a", jnp.result_type(a, b))
-    m, n = a.shape[-2:]
-    k = b.shape[-1]
-    batch = _validate.batch_shape("lstsq", np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (m, n), atol, rtol)
-    atol, rtol = _tolerance.resolve(atol, rtol, batch, m, n, out_dtype)
-    a = jnp.broadcast_to(a.astype(compute_dtype), batch + (m, n))
-    b = jnp.broadcast_to(b.astype(compute_dtype), batch + (m, k))
-    # One mesh and one batch sharding for a, b and the tolerances; TSQR for a row-sharded a
-    # (b sharded like its rows); other matrix shardings gathered (see _sharding).
-    a, b = _sharding.on_common_mesh(a, b), _sharding.on_common_mesh(b, a)
-    a, b, atol, rtol = _sharding.align_batch([a, b, atol, rtol], len(batch))
-    a = _sharding.prepare(a)
-    b = _sharding.like_rows(b, a)
-    real = jnp.finfo(out_dtype).dtype
-    if a.size == 0:  # no singular values: rank 0, x = 0, residuals |b|^2
-        x = jnp.zeros(batch + (n, k), out_dtype)
-        res = jnp.sum(jnp.abs(b) ** 2, axis=-2).astype(real)
-        return x, res, jnp.zeros(batch, jnp.int32), jnp.zeros(batch + (0,), real)
     if k == 0:  # no right-hand side: a's rank and singular values all the same
-        _, _, rank, _, s = _pinv_core(lax.stop_gradient(a), atol, rtol, False, False)
-        return (
-            jnp.zeros(batch + (n, 0), out_dtype),
-            jnp.zeros(batch + (0,), real),
-            rank.astype(jnp.int32),
-            s.astype(real),
+        d = _svd.decompose(sanitize(lax.stop_gradient(x.a)), x.atol, x.rtol, False)
+        return LstsqResult(
+            jnp.zeros(spec.batch + (n, 0), spec.out),
+            jnp.zeros(spec.batch + (0,), real),
+            rank(d.keep, d.bad),
+            nan_where(d.bad, d.values).astype(real),
         )
-    # lstsq_full reports the singular values: only the SVD knows them.
-    x, rank, s = _lstsq_core(a, b, atol, rtol, fast and not full)
-    if not full:
-        return x.astype(out_dtype), None, None, None
-    r = b - _mm(a, x)
-    residuals = jnp.sum(jnp.abs(r) ** 2, axis=-2)
-    return x.astype(out_dtype), residuals.astype(real), rank.astype(jnp.int32), s.astype(real)
+    out = _lstsq_core.parts(x.a, b, x.atol, x.rtol, False)
+    residuals = jnp.sum(jnp.abs(b - mm(x.a, out.x)) ** 2, axis=-2)
+    return LstsqResult(
+        out.x.astype(spec.out), residuals.astype(real), out.rank.astype(jnp.int32), out.values.astype(real)
+    )
 
 
-def _hmv(x: jax.Array, v: jax.Array) -> jax.Array:
-    """``x^H v``; a multiply-and-sum over the rows when ``v`` is one column.
-
-    Under ``jax.jacfwd`` the tangent ``x`` carries a batch of basis
-    directions, and the matmul form contracts a non-minor axis of that batch,
-    which XLA's CPU backend ran about 20x slower than this reduction (300x20
-    tangents of a 300x20 matrix: 117 ms against 6 ms).
-    """
-    if v.shape[-1] == 1:
-        return jnp.sum(jnp.conj(x) * v, axis=-2)[..., None]
-    return _hmm(x, v)
-
-
-def _bad_rhs(b: jax.Array) -> jax.Array:
-    """Per matrix: does the right-hand side hold NaN or Inf? (One and-reduction, as in ``_decompose``.)"""
-    return ~jnp.all(jnp.isfinite(b), axis=(-2, -1))
-
-
-@partial(jax.custom_jvp, nondiff_argnums=(4,))
-def _lstsq_core(
-    a: jax.Array, b: jax.Array, atol: jax.Array, rtol: jax.Array, fast: bool
-) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """``(pinv(a) @ b, rank, singular values)`` from the factors, without forming ``pinv(a)``.
-
-    ``rank`` and the singular values are ``_pinv_core``'s (of `a` alone), so
-    the rule, which gets them from ``_pinv_core``, returns the same primal.
-    With ``fast``, the full-rank fast path solves where the whole batch
-    qualifies (by the same decision as ``_pinv_core``'s; the singular values
-    are then NaN, unknown without the SVD), else the SVD does, reusing its QR.
-    """
-    if not fast or _sharding.native(a):
-        return _svd_solve(a, b, atol, rtol)
-    ok, (fast_a, bad_a), factors, _ = _fast_stage_one(a, atol, rtol, False)
-    m, n = a.shape[-2:]
-    reuse = max(m, n) >= _QR_RATIO * min(m, n)
-
-    def fast_solve() -> tuple[jax.Array, jax.Array, jax.Array]:
-        bad = bad_a | _bad_rhs(b)
-        x = _fast.solve(fast_a, factors, jnp.where(bad[..., None, None], jnp.zeros((), b.dtype), b))
-        x = jnp.where(bad[..., None, None], jnp.nan, x)
-        real = jnp.finfo(a.dtype).dtype
-        rank = jnp.where(bad_a, -1, min(m, n)).astype(real)
-        # NaN values derived from the batch (varying like the SVD branch's inside a user's shard_map)
-        return x, rank, jnp.real(fast_a[..., 0, :1]).astype(real) * 0 + jnp.full((min(m, n),), jnp.nan, real)
-
-    def svd_solve() -> tuple[jax.Array, jax.Array, jax.Array]:
-        return _svd_solve(fast_a, b, atol, rtol, _fast.qr_of(factors) if reuse else None, (fast_a, bad_a))
-
-    return lax.cond(all_true(ok), fast_solve, svd_solve)
-
-
-def _svd_solve(
-    a: jax.Array, b: jax.Array, atol: jax.Array, rtol: jax.Array, qr: Any = None, clean: Any = None
-) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """:func:`_lstsq_core`'s outputs from the SVD (reusing ``qr`` and ``clean`` if given, see ``_decompose``)."""
-    values, keep, bad_a, factors = _decompose(a, atol, rtol, False, qr, clean)
-    left, right_h, q_left, q_right = factors
-    bad = bad_a | _bad_rhs(b)
-    b = jnp.where(bad[..., None, None], jnp.zeros((), b.dtype), b)
-    inv = jnp.where(keep, 1 / jnp.where(keep, values, 1), 0)
-    inv = jnp.where(bad[..., None], jnp.nan, inv).astype(a.dtype)
-    y = _hmm(q_left, b) if q_left is not None else b
-    y = _hmm(left, y) * inv[..., :, None]  # diag(1/s) U^H b
-    x = _mm(_h(right_h), y)
-    if q_right is not None:
-        x = _mm(q_right, x)
-    return x, _float_rank(keep, bad_a, values.dtype), jnp.where(bad_a[..., None], jnp.nan, values)
-
-
-@_lstsq_core.defjvp
-def _lstsq_core_jvp(fast: bool, primals: tuple[jax.Array, ...], tangents: tuple[Any, ...]) -> tuple[Any, Any]:
-    a, b, atol, rtol = primals
-    da, db = tangents[:2]
-    m, n = a.shape[-2:]
-    # P from pinv's own custom_jvp keeps higher derivatives stable; x = P b is
-    # then differentiable through it.
-    p, _, rank, scale, values = _pinv_core(a, atol, rtol, False, fast)
-    # As in the forward: a non-finite right-hand side makes that solution NaN.
-    bad_b = _bad_rhs(b)[..., None, None]
-    b = jnp.where(bad_b, jnp.zeros((), b.dtype), b)
-    x = jnp.where(bad_b, jnp.nan, _mm(p, b))
-    # Batch-level predicates, unbatched under vmap (see _batching); a
-    # non-finite matrix (rank -1) counts as full rank, its tangent is NaN.
-    full_col = all_true((rank == n) | (rank < 0))  # P A = I: the third term vanishes
-    full_row = all_true((rank == m) | (rank < 0))  # A P = I: the residual b - A x is zero
-
-    # Scale: P ~ 1/c and x ~ |b|/c for c the largest singular value, so P^H x
-    # ~ 1/c^2 under- or overflows where the result (~ 1/c) does not. The
-    # second and third terms run in units of c: d = dA / c, cp = c P (a
-    # constant c: every term is homogeneous in it).
-    s = 1 / scale
-
-    def base() -> jax.Array:  # P (db - dA x)
-        return _mm(p, db - _mm(da, x))
-
-    def second() -> jax.Array:  # P P^H dA^H (b - A x) = (cP) (cP)^H d^H r / c
-        r = b - _mm(a, x)
-        cp = p * scale
-        return _mm(cp, _hmm(cp, _hmv(da * s, r))) * s
-
-    def third() -> jax.Array:  # (I - P A) dA^H P^H x = (I - P A) d^H ((cP)^H x)
-        z = _hmv(da * s, _hmm(p * scale, x))
-        return z - _mm(p, _mm(a, z))
-
-    # One switch over which terms vanish (rather than a cond per term), so
-    # reverse mode materialises a single cotangent for dA.
-    branches = [base, lambda: base() + third(), lambda: base() + second(), lambda: base() + second() + third()]
-    index = (~full_row).astype(jnp.int32) * 2 + (~full_col).astype(jnp.int32)
-    dx = lax.switch(index, branches)
-    return (x, rank, values), (dx, _zeros(rank), _zeros(values))
-
-
-@jax.jit
-def _damped_lstsq_impl(a: jax.Array, b: jax.Array, lam: Any) -> jax.Array:
-    """``damped_pinv(a, lam) @ b`` for validated `a`, `b` (a stack of matrices) and `lam`.
-
-    A non-finite right-hand side makes its solution all-NaN, as in :func:`lstsq`.
-    """
-    x = _damped_impl(a, lam)
-    b = _sharding.on_common_mesh(b.astype(jnp.result_type(x, b)), x)
-    bad_b = _bad_rhs(b)[..., None, None]
-    return jnp.where(bad_b, jnp.nan, _mm(x, jnp.where(bad_b, jnp.zeros((), b.dtype), b)))
+@partial(jax.jit, static_argnames=("spec",))
+def _damped_lstsq_impl(a: jax.Array, b: jax.Array, damping: Any, spec: Spec) -> jax.Array:
+    """``damped_pinv(a, damping) @ b``; ``a`` is factored at its own batch, not ``b``'s."""
+    x = _preamble.prepare(spec, a, b=b, damping=damping)
+    assert x.b is not None  # (for the type checker)
+    b = x.b
+    m, n = x.a.shape[-2:]
+    if x.a.size == 0 or b.shape[-1] == 0:
+        return jnp.zeros(spec.batch + (n, b.shape[-1]), spec.out)
+    wide = m < n
+    p = _damped_core.parts(h(x.a) if wide else x.a, x.damping, x.atol, x.rtol).x
+    rhs = sanitize(b)  # a non-finite right-hand side makes its solution all-NaN, as in lstsq
+    return nan_where(rhs.bad, mm(h(p) if wide else p, rhs.a)).astype(spec.out)

@@ -18,12 +18,12 @@ any tall matrix (``A = Q R``, SVD of the small ``R``: Chan's R-SVD), so
 semantics. Nothing of size ``m`` moves: the forward gathers ``p n^2``
 entries per matrix, and every product that contracts over the sharded rows
 (``A^H dA``, ``P b``, ...) ends in an all-reduce of an ``n x n`` (or
-``n x k``) result (:func:`jaxpinv._linalg._mm` and its siblings pass the
+``n x k``) result (:func:`jaxpinv._linalg.mm` and its siblings pass the
 output sharding that JAX's explicit sharding asks for there).
 
 This applies where JAX can see the sharding at trace time: mesh axes of type
 ``Explicit`` (``jax.make_mesh``'s default in current JAX), where the sharding is
-part of the array's type. A matrix qualifies ("native") when one matrix
+part of the array's type. A matrix qualifies (:func:`factored_in_place`) when one matrix
 dimension is sharded over mesh axes of total size ``p >= 2``, the other is
 not, and each device's block is itself tall: ``m`` divisible by ``p`` and
 ``m / p >= n`` for sharded rows (wide input sharded along its columns is the
@@ -44,12 +44,13 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 
-try:  # jax.sharding.reshard in current JAX; jax.experimental.shard in jax 0.6
+from jaxpinv import _householder
+
+try:
     _reshard = jax.sharding.reshard
-except AttributeError:  # pragma: no cover - exercised by the dependency-floor run
+except AttributeError:  # pragma: no cover - jax<0.7: reshard lives in jax.experimental.shard (the floor run takes this)
     from jax.experimental.shard import reshard as _reshard  # type: ignore[import-not-found,no-redef]
 
 
@@ -80,7 +81,7 @@ def _size(mesh: Any, entry: Any) -> int:
     return math.prod(mesh.shape[name] for name in _axes(entry))
 
 
-def native(a: jax.Array) -> bool:
+def factored_in_place(a: jax.Array) -> bool:
     """Is ``a`` a batch of tall matrices sharded along their rows (or wide along their columns) that TSQR factors in place?"""
     info = _explicit(a)
     if info is None:
@@ -109,14 +110,14 @@ def replicate_matrix(x: jax.Array) -> jax.Array:
 
 
 def prepare(a: jax.Array) -> jax.Array:
-    """``a`` unchanged if TSQR factors it where it lives (:func:`native`), else with whole matrices per device.
+    """``a`` unchanged if TSQR factors it where it lives (:func:`factored_in_place`), else with whole matrices per device.
 
     An explicit sharding of the matrix dimensions that TSQR does not handle
     would make ``svd``/``qr``/``eigh`` refuse the operand (JAX's sharding
     rules for them require unsharded matrix dimensions); resharding gathers
     each matrix onto the devices that hold its batch entry: ``O(m n)`` bytes.
     """
-    return a if native(a) else replicate_matrix(a)
+    return a if factored_in_place(a) else replicate_matrix(a)
 
 
 def _mesh(x: Any) -> Any:
@@ -132,9 +133,10 @@ def _mesh(x: Any) -> Any:
 def on_common_mesh(a: jax.Array, b: jax.Array) -> jax.Array:
     """``a`` replicated over ``b``'s mesh where ``a``'s type names no mesh and ``b``'s does.
 
-    jax 0.6's explicit sharding refuses products of an array without a mesh
-    and one with (later versions place the former themselves).
+    Explicit sharding refuses products of an array without a mesh and one
+    with.
     """
+    # jax<0.7: later versions place the mesh-less operand themselves (seen on 0.6.2)
     if _mesh(a) is None and _mesh(b) is not None:
         return _reshard(a, NamedSharding(_mesh(b), PartitionSpec()))
     return a
@@ -185,7 +187,7 @@ def like_rows(b: jax.Array, a: jax.Array) -> jax.Array:
     columns has few rows, and ``b`` is replicated over them.
     """
     info = _explicit(a)
-    if info is None or not native(a):
+    if info is None or not factored_in_place(a):
         return replicate_matrix(b)
     mesh, spec = info
     if spec[-2] is None:  # wide, columns sharded: b has m (few) rows
@@ -197,20 +199,15 @@ def like_rows(b: jax.Array, a: jax.Array) -> jax.Array:
 
 
 def _thin_qr(x: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """Thin Householder QR of tall ``x`` from ``geqrf`` and ``orgqr``.
+    """Thin Householder QR of tall ``x`` from ``geqrf`` and ``orgqr`` (:mod:`jaxpinv._householder`).
 
     Rather than ``jnp.linalg.qr``, whose lowering masks ``R`` with an
     unsharded ``select`` that JAX's explicit sharding refuses when the batch
-    is sharded over a mesh axis inside ``shard_map`` (under ``vmap``): the
-    same factorization, with the triangle taken by a product with a constant
-    mask (``jnp.triu`` broadcasts its mask with the operand's sharding, which
-    jax 0.6 refuses there too). The input holds no Inf or NaN (sanitised).
+    is sharded over a mesh axis inside ``shard_map`` (under ``vmap``). The
+    input holds no Inf or NaN (sanitised).
     """
-    raw, taus = jnp.linalg.qr(x, mode="raw")
-    packed = jnp.swapaxes(raw, -1, -2)
-    n = x.shape[-1]
-    upper = np.triu(np.ones((n, n), dtype=x.dtype))
-    return jax.lax.linalg.householder_product(packed, taus), packed[..., :n, :] * upper
+    f = _householder.factor(x)
+    return _householder.q(f), f.r
 
 
 def qr(a: jax.Array) -> tuple[jax.Array, jax.Array]:

@@ -25,7 +25,7 @@ import numpy as np
 
 
 def wide_dtype() -> Any:
-    """float64 under ``jax_enable_x64``, else float32: where cutoffs are computed."""
+    """JAX's default float dtype, float64 under ``jax_enable_x64``, else float32: where cutoffs are computed."""
     return jnp.zeros((), dtype=float).dtype
 
 

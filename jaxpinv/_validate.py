@@ -14,6 +14,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxpinv import _tolerance
+
 
 def matrix_dtypes(fname: str, argname: str, a: Any, min_ndim: int = 2) -> tuple[jax.Array, Any, Any]:
     """Return ``(a, compute_dtype, out_dtype)`` for a stack of matrices ``a``.
@@ -23,7 +25,7 @@ def matrix_dtypes(fname: str, argname: str, a: Any, min_ndim: int = 2) -> tuple[
     ``jnp.linalg`` does; floating types narrower than 32 bits (float16,
     bfloat16, ...) are computed in float32 and returned in their own dtype.
     """
-    a = native(a)
+    a = native_byte_order(a)
     compute_dtype, out_dtype = dtypes(fname, argname, _dtype_of(fname, argname, a))
     arr = jnp.asarray(a)
     if arr.ndim < min_ndim:
@@ -42,7 +44,7 @@ def matrix_dtypes(fname: str, argname: str, a: Any, min_ndim: int = 2) -> tuple[
 def dtypes(fname: str, argname: str, dtype: Any) -> tuple[Any, Any]:
     """``(compute_dtype, out_dtype)`` for an input dtype (see :func:`matrix_dtypes`)."""
     if dtype == np.bool_ or jnp.issubdtype(dtype, jnp.integer):
-        dtype = jnp.zeros((), dtype=float).dtype  # float64 under x64, else float32
+        dtype = _tolerance.wide_dtype()  # float64 under x64, else float32
         return dtype, dtype
     if jnp.issubdtype(dtype, jnp.inexact):
         if jnp.issubdtype(dtype, jnp.floating) and jnp.dtype(dtype).itemsize < 4:
@@ -53,7 +55,7 @@ def dtypes(fname: str, argname: str, dtype: Any) -> tuple[Any, Any]:
     )
 
 
-def native(a: Any) -> Any:
+def native_byte_order(a: Any) -> Any:
     """A NumPy array in non-native byte order (e.g. big-endian ``'>f8'``) in native order.
 
     ``jnp.asarray`` accepts such arrays but ``jax.jit`` rejects them; anything
@@ -140,7 +142,7 @@ def tolerance(fname: str, argname: str, value: Any) -> Any:
         if math.isnan(value) or value < 0:
             raise ValueError(f"{fname}: argument '{argname}' must be a non-negative number; got {value!r}.")
         return value
-    value = native(value)
+    value = native_byte_order(value)
     if isinstance(value, (list, tuple)):
         try:  # a nested sequence of numbers: a NumPy array from here on
             value = np.asarray(value)

@@ -1,4 +1,4 @@
-"""The full-rank fast path: ``pinv`` from a QR factorization where the SVD keeps every value.
+"""The QR path (``method="auto"``): ``pinv`` from a Householder QR where the SVD keeps every value.
 
 ``pinv`` is defined by the SVD. Where the SVD would keep every singular value
 (the matrix has full rank, clearly above the cutoff) the pseudo-inverse is
@@ -21,16 +21,10 @@ half and a few ``O(k^2)`` products:
 
    with ``k = max(m, n)`` and ``eps`` the compute dtype's. Only where the
    whole batch qualifies does :func:`finish` form ``Q`` and ``X`` (or
-   :func:`solve` ``X b``); otherwise the SVD runs, reusing the QR where the
-   SVD path reduces by the same one (one side at least twice the other).
+   :func:`solve` ``X b``); otherwise the SVD runs (:mod:`jaxpinv._dispatch`),
+   reusing the QR where the SVD path reduces by the same one.
 
-Why not LU for square input, or Cholesky for Hermitian positive definite
-input? Measured on one core, the QR inverse ran at 0.22-0.29x the SVD at
-256-1024 and on batches, as fast as LU plus the Newton–Schulz step that LU
-needs to match the SVD's accuracy in float32 (0.24-0.37x), and within 10-35%
-of a Cholesky inverse on Hermitian input; and one code path for every shape
-compiles in far less time than three (compile time is what every jitted
-program that calls ``pinv`` pays, and XLA's CPU backend pays it per kernel).
+Why QR rather than LU or Cholesky: measured, on the performance page.
 
 Why a near-cutoff matrix always reaches the SVD:
 
@@ -66,30 +60,61 @@ such a matrix is constructible but not one that arises from data.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from jaxpinv import _householder
 from jaxpinv._batching import all_true
-from jaxpinv._linalg import _h, _hmm, _mm, _mm_h
+from jaxpinv._kernel import (
+    Clean,
+    PinvParts,
+    Problem,
+    SolveParts,
+    Verdict,
+    float_rank,
+    nan_placeholder,
+    nan_where,
+    real_dtype,
+    unit_scale,
+)
+from jaxpinv._linalg import eye_like, h, hmm, mm, mm_h, trsm, zero_tangent
 
-# Q^H b from the reflectors without forming Q (LAPACK ormqr); public from jax 0.7.
+# jax<0.7: no lax.linalg.ormqr (Q^H b from the reflectors without forming Q); Q is formed instead.
 _ormqr = getattr(lax.linalg, "ormqr", None)
 
 MARGIN = 8.0
 STEPS = 8
 SMALL = 128  # R up to this size: explicit R^-1 and Frobenius bounds (see factor)
 
-# (reflectors, taus, R, R^-1 or None): see factor.
-Factors = tuple[jax.Array, jax.Array, jax.Array, "jax.Array | None"]
+
+class Factors(NamedTuple):
+    """:func:`factor`'s QR of ``a`` (square and tall) or ``a^H`` (wide)."""
+
+    qr: _householder.Householder
+    rinv: jax.Array | None
+    """The explicit ``R^-1`` for ``k <= SMALL``, else None (applied by triangular solves)."""
+
+
+class Stage(NamedTuple):
+    """What the QR path's result needs from its decision: the clean batch, the factors and ``s_hi``."""
+
+    clean: Clean
+    factors: Factors
+    s_hi: jax.Array
 
 
 def _norm(v: jax.Array) -> jax.Array:
     """2-norm of each column vector ``(..., n, 1)``, shape ``(..., 1, 1)``."""
     return jnp.sqrt(jnp.sum(jnp.real(v * jnp.conj(v)), axis=-2, keepdims=True))
+
+
+def _frobenius(x: jax.Array) -> jax.Array:
+    """Frobenius norm of each matrix (inf where squares overflow: the test then refuses)."""
+    return jnp.sqrt(jnp.sum(jnp.real(x * jnp.conj(x)), axis=(-2, -1)))
 
 
 def _start(like: jax.Array) -> jax.Array:
@@ -102,17 +127,13 @@ def _start(like: jax.Array) -> jax.Array:
     n = like.shape[-1]
     v = np.random.default_rng(20261129).standard_normal((n, 1))
     start = jnp.asarray(v / np.abs(v).max(), like.dtype)
-    # (like * 0, not zeros_like: inside a user's shard_map it then varies over the same
-    # mesh axes as ``like``, as the loop's carry must on jax 0.6.)
+    # jax<0.7: like * 0, not zeros_like: inside a user's shard_map the loop's carry must vary over
+    # the same mesh axes as ``like`` (seen on 0.6.2).
     return jnp.swapaxes(like[..., :1, :] * 0, -1, -2) + start
 
 
 def _scaled(v: jax.Array) -> jax.Array:
-    """``v`` divided by its largest entry's magnitude (0 stays 0, NaN stays NaN).
-
-    The power method may normalise its vectors any way it likes; this way
-    costs one reduction and never over- or underflows.
-    """
+    """``v`` divided by its largest entry's magnitude (0 stays 0, NaN stays NaN): never over- or underflows."""
     top = jnp.max(jnp.abs(v), axis=-2, keepdims=True)
     return v / jnp.where(top > 0, top, 1)
 
@@ -125,47 +146,56 @@ def _power(
     ``solve(v) = x^-1 v`` and ``solve_h(u) = x^-H u``. Both iterations run in
     one loop; each step applies a matrix and then its adjoint (``x^H`` is
     never formed) and rescales the vector to a largest entry of 1. A product
-    that overflows (``sigma_max**2`` or ``1 / sigma_min**2`` beyond the
-    dtype's range) makes its estimate inf or NaN, which :func:`decide`
+    that overflows makes its estimate inf or NaN, which :func:`decide`
     refuses: such a matrix takes the SVD path, which scales as it must.
     """
 
     def step(_: Any, vs: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array]:
         v, w = vs
-        return _scaled(_h(_mm(_h(_mm(x, v)), x))), _scaled(solve_h(solve(w)))  # x^H (x v) as a row
+        return _scaled(h(mm(h(mm(x, v)), x))), _scaled(solve_h(solve(w)))  # x^H (x v) as a row
 
     v0 = _start(x)
     v, w = lax.fori_loop(0, STEPS, step, (v0, v0))
-    return (_norm(_mm(x, v)) / _norm(v))[..., 0, 0], (_norm(w) / _norm(solve(w)))[..., 0, 0]
+    return (_norm(mm(x, v)) / _norm(v))[..., 0, 0], (_norm(w) / _norm(solve(w)))[..., 0, 0]
 
 
-def _trsm(t: jax.Array, b: jax.Array, lower: bool, adjoint: bool = False) -> jax.Array:
-    """``t^-1 b`` (``t^-H b`` with ``adjoint``) for the triangle of ``t`` named by ``lower``."""
-    return lax.linalg.triangular_solve(t, b, left_side=True, lower=lower, transpose_a=adjoint, conjugate_a=adjoint)
+def decide(s_hi: jax.Array, s_lo: jax.Array, atol: jax.Array, rtol: jax.Array, k: int, eps: float) -> jax.Array:
+    """Per matrix: may the QR path's result stand for the SVD's? (See the module docstring.)"""
+    s_hi = s_hi.astype(atol.dtype)
+    s_lo = s_lo.astype(atol.dtype)
+    cut = jnp.maximum(jnp.maximum(atol, rtol * s_hi), k * eps * s_hi)
+    # Only finite, positive estimates count (an overflowed norm reads as 0 or inf).
+    sane = jnp.isfinite(s_hi) & jnp.isfinite(s_lo) & (s_hi > 0)
+    return sane & (s_lo > MARGIN * cut)
 
 
-def _eye_like(x: jax.Array) -> jax.Array:
-    """Identity matrices shaped (and sharded) like the square ``x``."""
-    return jnp.zeros_like(x) + jnp.eye(x.shape[-1], dtype=x.dtype)
+def _estimates(r: jax.Array, screen: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """``(s_hi, s_lo)`` by the power method where the diagonal's pre-screen passed the whole batch, else NaN."""
+
+    def estimates() -> tuple[jax.Array, jax.Array]:
+        return _power(r, lambda v: trsm(r, v), lambda u: trsm(r, u, adjoint=True))
+
+    def skipped() -> tuple[jax.Array, jax.Array]:
+        nan = nan_placeholder(r, (), real_dtype(r.dtype))
+        return nan, nan
+
+    return lax.cond(all_true(screen), estimates, skipped)
 
 
-def factor(a: jax.Array, bad: jax.Array, atol: jax.Array, rtol: jax.Array) -> tuple[Factors, jax.Array, jax.Array]:
-    """Stage 1: ``(factors, s_hi, ok)`` of a batch ``a`` whose ``bad`` matrices are zeros.
+def factor(clean: Clean, atol: jax.Array, rtol: jax.Array) -> tuple[Factors, jax.Array, jax.Array]:
+    """Stage 1: ``(factors, s_hi, ok)`` of a sanitised batch.
 
     Householder QR of ``a`` (square and tall) or of ``a^H`` (wide): ``R`` has
     the singular values of ``a``. Only ``R`` and the reflectors are computed
     here (LAPACK ``geqrf``); ``Q`` is formed by :func:`finish` if the batch
     qualifies. ``s_hi`` estimates ``sigma_max`` per matrix, ``ok`` is
-    :func:`decide`'s verdict (true for the ``bad`` matrices, whose result is
+    :func:`decide`'s verdict (true for the flagged matrices, whose result is
     NaN on either path).
 
     Small ``R`` (``k <= SMALL``): ``R^-1`` is formed (one triangular solve
     per matrix, reused by the finish) and the estimates are the rigorous
     bounds ``s_hi = ||R||_F >= sigma_max`` and ``s_lo = 1 / ||R^-1||_F <=
-    sigma_min``, loose by at most ``sqrt(k)`` each, which for ``k <= 128``
-    costs little of the range the test accepts and needs no iteration
-    (measured: 64 x 128 x 128 float32 at 0.49x the SVD, against 0.61x with
-    the power method and its per-matrix solves).
+    sigma_min``, loose by at most ``sqrt(k)`` each, with no iteration.
 
     Larger ``R``: the power method (see the module docstring), ``R^-1``
     applied by triangular solves. A pre-screen skips it when the diagonal of
@@ -176,48 +206,32 @@ def factor(a: jax.Array, bad: jax.Array, atol: jax.Array, rtol: jax.Array) -> tu
     turning a matrix away is always sound). A rank-deficient matrix has a
     (rounding-level) zero on the diagonal of ``R``, so it costs the ``geqrf``
     and nothing more before the SVD.
-
-    ``factors`` is ``(reflectors, taus, R, R^-1 or None)``.
     """
+    a, bad = clean
     m, n = a.shape[-2:]
-    core = _h(a) if n > m else a
-    k = core.shape[-1]
-    # mode="raw" is LAPACK geqrf: R and the reflectors (transposed), Q not formed.
-    raw, taus = jnp.linalg.qr(core, mode="raw")
-    packed = jnp.swapaxes(raw, -1, -2)
-    r = jnp.triu(packed[..., :k, :])
-    real = jnp.finfo(a.dtype).dtype
-    eps = float(jnp.finfo(real).eps)
+    qr = _householder.factor(h(a) if n > m else a)
+    r = qr.r
+    k = r.shape[-1]
+    eps = float(jnp.finfo(real_dtype(a.dtype)).eps)
     if k <= SMALL:
         # Rigorous bounds, no iteration: sigma_max <= ||R||_F, sigma_min >= 1 / ||R^-1||_F.
-        rinv = _trsm(r, _eye_like(r), lower=False)
+        rinv = trsm(r, eye_like(r))
         s_hi, s_lo = _frobenius(r), 1 / _frobenius(rinv)
-        return (packed, taus, r, rinv), s_hi, decide(s_hi, s_lo, atol, rtol, max(m, n), eps) | bad
-    diag = jnp.abs(jnp.sum(r * _eye_like(r), axis=-1))  # the diagonal, one fused product
+        return Factors(qr, rinv), s_hi, decide(s_hi, s_lo, atol, rtol, max(m, n), eps) | bad
+    diag = jnp.abs(jnp.sum(r * eye_like(r), axis=-1))  # the diagonal, one fused product
     screen = decide(jnp.max(diag, axis=-1), jnp.min(diag, axis=-1), atol, rtol, max(m, n), eps) | bad
-
-    def estimates() -> tuple[jax.Array, jax.Array]:
-        return _power(r, lambda v: _trsm(r, v, lower=False), lambda u: _trsm(r, u, lower=False, adjoint=True))
-
-    def skipped() -> tuple[jax.Array, jax.Array]:
-        # NaN derived from the batch (not a fresh constant): inside a user's shard_map the
-        # cond's branches must agree on which mesh axes their outputs vary over.
-        nan = jnp.real(a[..., 0, 0]).astype(real) * 0 + jnp.nan
-        return nan, nan
-
-    s_hi, s_lo = lax.cond(all_true(screen), estimates, skipped)
-    return (packed, taus, r, None), s_hi, decide(s_hi, s_lo, atol, rtol, max(m, n), eps) | bad
-
-
-def _frobenius(x: jax.Array) -> jax.Array:
-    """Frobenius norm of each matrix (inf where squares overflow: the test then refuses)."""
-    return jnp.sqrt(jnp.sum(jnp.real(x * jnp.conj(x)), axis=(-2, -1)))
+    s_hi, s_lo = _estimates(r, screen)
+    return Factors(qr, None), s_hi, decide(s_hi, s_lo, atol, rtol, max(m, n), eps) | bad
 
 
 def qr_of(factors: Factors) -> tuple[jax.Array, jax.Array]:
     """The thin ``(Q, R)`` from :func:`factor`'s factors."""
-    packed, taus, r, _ = factors
-    return lax.linalg.householder_product(packed, taus), r
+    return _householder.q(factors.qr), factors.qr.r
+
+
+def _rinv(factors: Factors) -> jax.Array:
+    """The explicit ``R^-1``."""
+    return trsm(factors.qr.r, eye_like(factors.qr.r)) if factors.rinv is None else factors.rinv
 
 
 def finish(a: jax.Array, factors: Factors, gram: bool) -> tuple[jax.Array, jax.Array | None]:
@@ -231,46 +245,79 @@ def finish(a: jax.Array, factors: Factors, gram: bool) -> tuple[jax.Array, jax.A
     ``(A A^H)^-1`` (wide), for the derivative.
     """
     q, r = qr_of(factors)
-    rinv = factors[3]
-    if rinv is None:  # Q R^-H: solve X R^H = Q from the right
+    if factors.rinv is None:  # Q R^-H: solve X R^H = Q from the right
         xh = lax.linalg.triangular_solve(r, q, left_side=False, lower=False, transpose_a=True, conjugate_a=True)
     else:
-        xh = _mm_h(q, rinv)
+        xh = mm_h(q, factors.rinv)
     g = None
     if gram:
-        rinv = _trsm(r, _eye_like(r), lower=False) if rinv is None else rinv
-        g = _mm_h(rinv, rinv)
-    return (xh if a.shape[-1] > a.shape[-2] else _h(xh)), g
+        rinv = _rinv(factors)
+        g = mm_h(rinv, rinv)
+    return (xh if a.shape[-1] > a.shape[-2] else h(xh)), g
+
+
+def _apply_q(factors: Factors, y: jax.Array, adjoint: bool) -> jax.Array:
+    """``Q y`` (``Q^H y`` with ``adjoint``; then only its first ``k`` rows) from the reflectors."""
+    packed, taus, _ = factors.qr
+    m, k = packed.shape[-2:]
+    if _ormqr is None:  # pragma: no cover - jax<0.7 (the floor run takes this)
+        q = qr_of(factors)[0]
+        return hmm(q, y) if adjoint else mm(q, y)
+    if adjoint:
+        return _ormqr(packed, taus, y, left=True, transpose=True)[..., :k, :]
+    pad = [(0, 0)] * (y.ndim - 2) + [(0, m - k), (0, 0)]
+    return _ormqr(packed, taus, jnp.pad(y, pad), left=True, transpose=False)
 
 
 def solve(a: jax.Array, factors: Factors, b: jax.Array) -> jax.Array:
     """``X b`` for :func:`finish`'s ``X``, without forming ``X``: ``lstsq``'s fast forward.
 
     ``R^-1 (Q^H b)`` (square and tall); wide: the minimum-norm ``Q (R^-H b)``.
-    ``Q`` is applied from its reflectors (LAPACK ``ormqr``) where this JAX
-    has it (0.7 on), else formed.
     """
-    packed, taus, r, rinv = factors
-    m, k = packed.shape[-2:]
-    wide = a.shape[-1] > a.shape[-2]
-    if wide:
-        y = _trsm(r, b, lower=False, adjoint=True) if rinv is None else _hmm(rinv, b)
-        if _ormqr is None:
-            return _mm(qr_of(factors)[0], y)
-        pad = [(0, 0)] * (y.ndim - 2) + [(0, m - k), (0, 0)]
-        return _ormqr(packed, taus, jnp.pad(y, pad), left=True, transpose=False)
-    if _ormqr is None:
-        qhb = _hmm(qr_of(factors)[0], b)
-    else:
-        qhb = _ormqr(packed, taus, b, left=True, transpose=True)[..., :k, :]
-    return _trsm(r, qhb, lower=False) if rinv is None else _mm(rinv, qhb)
+    r, rinv = factors.qr.r, factors.rinv
+    if a.shape[-1] > a.shape[-2]:
+        y = trsm(r, b, adjoint=True) if rinv is None else hmm(rinv, b)
+        return _apply_q(factors, y, adjoint=False)
+    qhb = _apply_q(factors, b, adjoint=True)
+    return trsm(r, qhb) if rinv is None else mm(rinv, qhb)
 
 
-def decide(s_hi: jax.Array, s_lo: jax.Array, atol: jax.Array, rtol: jax.Array, k: int, eps: float) -> jax.Array:
-    """Per matrix: may the fast path's result stand for the SVD's? (See the module docstring.)"""
-    s_hi = s_hi.astype(atol.dtype)
-    s_lo = s_lo.astype(atol.dtype)
-    cut = jnp.maximum(jnp.maximum(atol, rtol * s_hi), k * eps * s_hi)
-    # Only finite, positive estimates count (an overflowed norm reads as 0 or inf).
-    sane = jnp.isfinite(s_hi) & jnp.isfinite(s_lo) & (s_hi > 0)
-    return sane & (s_lo > MARGIN * cut)
+class QrPath:
+    """The QR path as a unit of the dispatch (:mod:`jaxpinv._dispatch`)."""
+
+    name = "qr"
+
+    def eligible(self, problem: Problem) -> bool:
+        """Everywhere but a matrix TSQR factors in place (its SVD path reduces by TSQR)."""
+        return not problem.in_place
+
+    def decide(self, clean: Clean, atol: jax.Array, rtol: jax.Array, problem: Problem) -> Verdict:
+        factors, s_hi, ok = factor(clean, atol, rtol)
+        return Verdict(ok, Stage(clean, factors, s_hi), lambda: qr_of(factors))
+
+    def pinv(self, stage: Stage, problem: Problem) -> PinvParts:
+        """:class:`PinvParts` from the factors (every matrix qualified; ``values`` unknown: NaN)."""
+        (a, bad), factors, s_hi = stage
+        m, n = a.shape[-2:]
+        real = real_dtype(a.dtype)
+        x, g = finish(a, factors, gram=m != n)
+        if problem.hermitian:
+            x = (x + h(x)) / 2
+        p = nan_where(bad, x)
+        scale = unit_scale(s_hi).astype(a.dtype)[..., None, None]
+        # (A^H A)^-1 (tall) or (A A^H)^-1 (wide), times c^2; empty if square
+        gram = zero_tangent(a[..., :0, :0]) if g is None else g * (scale * jnp.conj(scale))
+        k = min(m, n)
+        rank = float_rank(jnp.where(bad, -1, k), real)
+        return PinvParts(p, gram, rank, scale, nan_placeholder(a, (k,), real))
+
+    def solve(self, stage: Stage, b: jax.Array, problem: Problem) -> SolveParts:
+        """:class:`SolveParts` from the factors (``values`` unknown: NaN)."""
+        (a, bad), factors, _ = stage
+        k = min(a.shape[-2:])
+        real = real_dtype(a.dtype)
+        x = nan_where(bad, solve(a, factors, b))
+        return SolveParts(x, float_rank(jnp.where(bad, -1, k), real), nan_placeholder(a, (k,), real))
+
+
+PATH = QrPath()

@@ -1,0 +1,104 @@
+"""The host-side check of every public function: each argument validated once, errors naming the function called.
+
+Its result carries the arrays and a static :class:`jaxpinv._preamble.Spec`
+(dtypes, batch shapes) that the jitted implementation's preamble is fed, so
+nothing is validated twice.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxpinv import _tolerance, _validate
+from jaxpinv._preamble import Spec
+
+
+class Checked(NamedTuple):
+    """The validated arguments of one call."""
+
+    a: jax.Array
+    atol: Any
+    rtol: Any
+    spec: Spec
+    b: jax.Array | None = None
+    """``b`` as a stack of matrices ``(*, m, k)``."""
+    vector: bool = False
+    """Was ``b`` a (batch of) vector(s)? The result drops its last axis then."""
+    damping: Any = None
+
+
+def rhs(fname: str, a: jax.Array, b: Any) -> tuple[jax.Array, bool]:
+    """``b`` as a stack of matrices ``(*, m, k)``, and whether it was a (batch of) vector(s).
+
+    torch.linalg.solve's rule: `b` is a vector right-hand side if it is 1-D, or
+    if ``b.shape == a.shape[:-1]``; otherwise a matrix ``(*, m, k)``.
+    """
+    barr, _, _ = _validate.matrix_dtypes(fname, "b", b, min_ndim=1)
+    vector = barr.ndim == 1 or barr.shape == a.shape[:-1]
+    if vector:
+        barr = barr[..., None]
+    if barr.ndim < 2 or barr.shape[-2] != a.shape[-2]:
+        raise ValueError(
+            f"{fname}: argument 'b' must have shape (*, m, k), or (m,) or a.shape[:-1] for a "
+            f"vector right-hand side, with m = a.shape[-2] = {a.shape[-2]}; got a.shape={a.shape}, "
+            f"b.shape={np.shape(b)}."
+        )
+    return barr, vector
+
+
+def _joint_batch(fname: str, a: jax.Array, b: jax.Array) -> tuple[int, ...]:
+    """The broadcast batch shape of `a` and `b` (as ``(*, m, k)``), or a clear error."""
+    try:
+        return tuple(np.broadcast_shapes(a.shape[:-2], b.shape[:-2]))
+    except ValueError:
+        raise ValueError(
+            f"{fname}: the batch dimensions of 'a' and 'b' must broadcast; got a.shape={a.shape} "
+            f"(batch {a.shape[:-2]}) and b.shape={b.shape} (batch {b.shape[:-2]}, as a stack of (m, k) matrices)."
+        ) from None
+
+
+def check(
+    fname: str,
+    a: Any,
+    *,
+    atol: Any = None,
+    rtol: Any = None,
+    hermitian: Any = False,
+    b: Any = None,
+    damping: Any = None,
+    damped: bool = False,
+    names: tuple[str, str] = ("a", "rtol"),
+) -> Checked:
+    """Validate one call's arguments (``names``: what the call names `a` and `rtol`, e.g. ``input``, ``rcond``).
+
+    With `b`, the dtypes are those `a` and `b` promote to. With ``damped``,
+    `damping` is required and the tolerances are the defaults.
+    """
+    arr, compute, out = _validate.matrix_dtypes(fname, names[0], a)
+    hermitian = _validate.static_bool(fname, "hermitian", hermitian)
+    if hermitian:
+        _validate.square(fname, names[0], arr)
+    barr, vector = (None, False) if b is None else rhs(fname, arr, b)
+    if barr is not None:
+        compute, out = _validate.dtypes(fname, "a", jnp.result_type(arr, barr))
+    lam = None
+    if damped:
+        lam = _validate.tolerance(fname, "damping", damping)
+        if lam is None:
+            raise TypeError(f"{fname}: argument 'damping' is required (a number >= 0); got None.")
+        tols, tol_names = (lam, None), ("damping", "")
+    else:
+        atol = _validate.tolerance(fname, "atol", atol)
+        rtol = _validate.tolerance(fname, names[1], rtol)
+        tols, tol_names = (atol, rtol), ("atol", names[1])
+    joint = arr.shape[:-2] if barr is None else _joint_batch(fname, arr, barr)
+    batch = _validate.batch_shape(fname, joint + (0, 0), *tols, tol_names)
+    # a is factored at its own batch and the damping's when b alone enlarges the batch (lstsq with damping)
+    a_batch = _validate.batch_shape(fname, arr.shape, lam, None, tol_names) if damped else batch
+    m, n = arr.shape[-2:]
+    atol, rtol = _tolerance.host_pair(atol, rtol, m, n, out)
+    return Checked(arr, atol, rtol, Spec(compute, out, batch, a_batch, hermitian), barr, vector, lam)

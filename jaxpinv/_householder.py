@@ -1,0 +1,41 @@
+"""Householder QR from its raw LAPACK form: ``R`` and the reflectors, ``Q`` only on demand.
+
+One way to take a QR apart, shared by the fast path (:mod:`jaxpinv._qr`) and
+TSQR (:mod:`jaxpinv._sharding`).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+
+class Householder(NamedTuple):
+    """A thin QR ``x = Q R`` of tall (or square) ``x`` (``m x k``, ``m >= k``), ``Q`` not formed."""
+
+    packed: jax.Array
+    """The reflectors below the diagonal, ``m x k`` (LAPACK ``geqrf``'s layout)."""
+    taus: jax.Array
+    """The reflectors' scalar factors, ``k``."""
+    r: jax.Array
+    """``R``, ``k x k`` upper triangular."""
+
+
+def factor(x: jax.Array) -> Householder:
+    """LAPACK ``geqrf`` of a batch of tall matrices (``jnp.linalg.qr(mode="raw")``)."""
+    raw, taus = jnp.linalg.qr(x, mode="raw")
+    packed = jnp.swapaxes(raw, -1, -2)
+    k = x.shape[-1]
+    # jax<0.7: jnp.triu broadcasts its mask with the operand's sharding, which jax 0.6 refuses
+    # inside shard_map with a sharded batch; a product with a constant mask does not.
+    r = packed[..., :k, :] * np.triu(np.ones((k, k), dtype=x.dtype))
+    return Householder(packed, taus, r)
+
+
+def q(f: Householder) -> jax.Array:
+    """The thin ``Q`` (LAPACK ``orgqr``)."""
+    return lax.linalg.householder_product(f.packed, f.taus)

@@ -1,0 +1,77 @@
+"""``lstsq``'s differentiable core: :func:`parts` (a ``custom_jvp``) and its matrix-vector rule.
+
+The forward pass solves without forming ``pinv(a)`` (the dispatch's
+``solve``). The derivative is Golub–Pereyra applied to ``x = A^+ b`` in
+matrix-vector form (``O(m n k)`` per tangent rather than the ``O(m n^2)`` of
+differentiating ``pinv(a) @ b``), written in ``P`` from
+:func:`jaxpinv._pinv_core.parts` so that its own derivatives are stable.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from jaxpinv import _dispatch, _pinv_core
+from jaxpinv._batching import all_true
+from jaxpinv._kernel import Problem, SolveParts, nan_where, sanitize
+from jaxpinv._linalg import hmm, hmv, mm, zero_tangent
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(4,))
+def parts(a: jax.Array, b: jax.Array, atol: jax.Array, rtol: jax.Array, auto: bool) -> SolveParts:
+    """``(pinv(a) @ b, rank, singular values)`` of a non-empty batch, without forming ``pinv(a)``.
+
+    ``rank`` and the singular values describe `a` alone, as
+    :func:`jaxpinv._pinv_core.parts` gives them (the rule takes them from
+    there). A non-finite right-hand side makes its solution NaN.
+    """
+    rhs = sanitize(b)
+    out = _dispatch.solve(sanitize(a), rhs.a, atol, rtol, Problem.of(a, False), auto)
+    return out._replace(x=nan_where(rhs.bad, out.x))
+
+
+@parts.defjvp
+def _parts_jvp(auto: bool, primals: tuple[jax.Array, ...], tangents: tuple[Any, ...]) -> tuple[Any, Any]:
+    a, b, atol, rtol = primals
+    da, db = tangents[:2]
+    m, n = a.shape[-2:]
+    # P from pinv's own custom_jvp keeps higher derivatives stable; x = P b is then differentiable through it.
+    pp = _pinv_core.parts(a, atol, rtol, False, auto)
+    p, rank, scale = pp.p, pp.rank, pp.scale
+    rhs = sanitize(b)  # as in the forward: a non-finite right-hand side makes that solution NaN
+    b = rhs.a
+    x = nan_where(rhs.bad, mm(p, b))
+    # Batch-level predicates, unbatched under vmap (see _batching); a
+    # non-finite matrix (rank -1) counts as full rank, its tangent is NaN.
+    full_col = all_true((rank == n) | (rank < 0))  # P A = I: the third term vanishes
+    full_row = all_true((rank == m) | (rank < 0))  # A P = I: the residual b - A x is zero
+
+    # Scale: P ~ 1/c and x ~ |b|/c for c the largest singular value, so P^H x
+    # ~ 1/c^2 under- or overflows where the result (~ 1/c) does not. The
+    # second and third terms run in units of c: d = dA / c, cp = c P (a
+    # constant c: every term is homogeneous in it).
+    inv_scale = 1 / scale
+
+    def base() -> jax.Array:  # P (db - dA x)
+        return mm(p, db - mm(da, x))
+
+    def second() -> jax.Array:  # P P^H dA^H (b - A x) = (cP) (cP)^H d^H r / c
+        r = b - mm(a, x)
+        cp = p * scale
+        return mm(cp, hmm(cp, hmv(da * inv_scale, r))) * inv_scale
+
+    def third() -> jax.Array:  # (I - P A) dA^H P^H x = (I - P A) d^H ((cP)^H x)
+        z = hmv(da * inv_scale, hmm(p * scale, x))
+        return z - mm(p, mm(a, z))
+
+    # One switch over which terms vanish (rather than a cond per term), so
+    # reverse mode materialises a single cotangent for dA.
+    branches = [base, lambda: base() + third(), lambda: base() + second(), lambda: base() + second() + third()]
+    index = (~full_row).astype(jnp.int32) * 2 + (~full_col).astype(jnp.int32)
+    dx = lax.switch(index, branches)
+    return SolveParts(x, rank, pp.values), SolveParts(dx, zero_tangent(rank), zero_tangent(pp.values))
