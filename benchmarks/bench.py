@@ -11,7 +11,7 @@ Every timing is taken in this one process, after compilation, with
 ``jax.block_until_ready``; the functions of a case are timed in interleaved
 rounds (one call of each per round, so machine noise hits all of them alike)
 and the median is reported. Each case reports the path ``method="auto"``
-took (``fast``: the QR path; ``svd``) with ``method="svd"`` timed beside it.
+took (``qr``: the QR path; ``svd``; see ``jaxpinv.internal.path_taken``) with ``method="svd"`` timed beside it.
 Modes: the forward pass; ``lstsq`` with one right-hand side (not for
 Hermitian cases); ``value_and_grad`` of the
 scalar loss ``Re sum(pinv(A) * C)``; ``jax.jvp``; and for batches, the
@@ -68,7 +68,7 @@ import numpy as np
 import scipy.linalg
 
 import jaxpinv
-from jaxpinv._pinv import _fast_path_taken
+from jaxpinv.internal import path_taken
 
 _SCIPY_BATCHES = tuple(int(v) for v in scipy.__version__.split(".")[:2]) >= (1, 16)
 
@@ -254,7 +254,7 @@ def run_case(case: Case, args: argparse.Namespace, rng: np.random.Generator) -> 
         "jnp": jax.jit(lambda x, t: jax.jvp(theirs, (x,), (t,))),
     }
     out: dict[str, Any] = {"case": case, "compile": {}, "err": {}, "fwd": {}, "grad": {}, "jvp": {}}
-    out["path"] = "fast" if bool(_fast_path_taken(a, hermitian=herm)) else "svd"
+    out["path"] = path_taken(a, hermitian=herm)
     reps = 1 if args.quick else 3
     out["compile"]["pinv jaxpinv"] = compile_ms(ours, a, reps=reps)
     out["compile"]["pinv jnp"] = compile_ms(theirs, a, reps=reps)

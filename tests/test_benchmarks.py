@@ -34,7 +34,7 @@ def test_bench_quick_runs(tmp_path):
         assert heading in text
     rows = [line for line in text.splitlines() if line.startswith("| 64x64 float32")]
     assert len(rows) == 5  # one row per table
-    assert rows[0].split("|")[2].strip() == "fast"  # the path column: full rank, the QR path
+    assert rows[0].split("|")[2].strip() == "qr"  # the path column: full rank, the QR path
     assert [line for line in text.splitlines() if line.startswith("| 32x32 half float64")][0].split("|")[
         2
     ].strip() == "svd"

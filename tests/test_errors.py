@@ -193,12 +193,12 @@ def test_non_finite_flags_do_not_rely_on_a_nan_propagating_max():
     # XLA's CPU max-reduction drops a NaN from 64 x 64 up unless it sits in the
     # last lane (jit(max |x|) of such a matrix came back finite), so
     # "isfinite(max |x|)" missed it; the flags are an and-reduction of isfinite.
-    from jaxpinv._lstsq import _bad_rhs
+    from jaxpinv.internal import non_finite
 
     b = np.ones((3, 64, 64))
     b[1, 5, 2] = np.nan
     b[2, 0, 0] = np.inf
-    np.testing.assert_array_equal(jax.jit(_bad_rhs)(b), [False, True, True])
+    np.testing.assert_array_equal(jax.jit(non_finite)(b), [False, True, True])
     # The contract it serves: a non-finite b gives an all-NaN solution.
     x = np.asarray(jaxpinv.lstsq(np.eye(64), b))
     assert np.isnan(x[1:]).all() and np.isfinite(x[0]).all()

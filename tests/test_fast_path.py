@@ -1,8 +1,8 @@
 """The full-rank fast path (``method="auto"``): taken when it should be, never near the cutoff.
 
 ``pinv`` is defined by the SVD; the fast path (a Householder QR) may compute
-it only where the SVD keeps every singular value. ``_fast_path_taken`` reports
-the batch's decision. References: NumPy in float64, ``method="svd"`` (the SVD
+it only where the SVD keeps every singular value. ``jaxpinv.internal.path_taken``
+reports the batch's decision (asking the dispatch itself). References: NumPy in float64, ``method="svd"`` (the SVD
 path itself, which the fast path must agree with in its decision), and
 ``matrix_rank`` (which always runs the SVD).
 """
@@ -16,7 +16,7 @@ import pytest
 from conftest import check_grads_per_entry, eps, forward_tol, random_matrix, rel_err
 
 import jaxpinv
-from jaxpinv._pinv import _fast_path_taken
+from jaxpinv.internal import QR_SMALL, path_taken
 
 
 def _hermitian(rng, n, dtype, eigenvalues):
@@ -51,7 +51,9 @@ FULL_RANK = [
     ((9, 4), np.float32, False),  # tall: QR
     pytest.param((2, 4, 9), np.complex128, False, marks=X64),  # wide: LQ
     pytest.param((7, 5), np.float64, False, marks=X64),  # m < 2n: QR too
-    ((80, 70), np.float32, False),  # R above SMALL: triangular solves, not the explicit R^-1
+    # R above QR_SMALL: the power method, and triangular solves instead of the explicit R^-1
+    ((QR_SMALL + 12, QR_SMALL + 2), np.float32, False),
+    ((QR_SMALL + 2, QR_SMALL + 12), np.float32, False),
 ]
 
 
@@ -59,7 +61,7 @@ FULL_RANK = [
 def test_fast_path_taken_at_full_rank_and_as_accurate_as_the_svd(shape, dtype, hermitian):
     rng = np.random.default_rng(sum(shape))
     a = random_matrix(rng, shape, dtype, cond=100.0)
-    assert bool(_fast_path_taken(a))
+    assert path_taken(a) == "qr"
     p = jaxpinv.pinv(a)
     ref = np.linalg.pinv(a.astype(np.complex128))
     # Both paths are backward stable: 10 n eps cond (conftest.forward_tol).
@@ -73,7 +75,7 @@ def test_fast_path_taken_for_hermitian_definite_and_indefinite(dtype, definite):
     rng = np.random.default_rng(3)
     lam = np.logspace(0, -2, 6) * (1 if definite else np.array([1, -1, 1, -1, 1, -1]))
     a = _hermitian(rng, 6, dtype, lam)
-    assert bool(_fast_path_taken(a, hermitian=True))
+    assert path_taken(a, hermitian=True) == "qr"
     ref = np.linalg.pinv(a.astype(np.complex128), hermitian=True)
     assert rel_err(jaxpinv.pinv(a, hermitian=True), ref) < forward_tol(dtype, 100.0, 6)
 
@@ -84,15 +86,15 @@ def test_svd_path_for_rank_deficient_and_non_finite_only_matrices(shape):
     rng = np.random.default_rng(4)
     k = min(shape)
     a = random_matrix(rng, (3,) + shape, np.float64, rank=k - 1, cond=10.0)
-    assert not bool(_fast_path_taken(a))
+    assert path_taken(a) == "svd"
     ok = random_matrix(rng, (3,) + shape, np.float64, cond=10.0)
-    assert bool(_fast_path_taken(ok))
+    assert path_taken(ok) == "qr"
     mixed = ok.copy()
     mixed[1] = a[1]  # one deficient member sends the whole batch to the SVD
-    assert not bool(_fast_path_taken(mixed))
+    assert path_taken(mixed) == "svd"
     bad = ok.copy()
     bad[2, 0, 0] = np.nan  # a non-finite member does not: it is NaN on either path
-    assert bool(_fast_path_taken(bad))
+    assert path_taken(bad) == "qr"
     p = np.asarray(jaxpinv.pinv(bad))
     assert np.isnan(p[2]).all()
     np.testing.assert_allclose(p[:2], np.linalg.pinv(ok[:2]), rtol=0, atol=forward_tol(np.float64, 10.0, max(shape)))
@@ -100,10 +102,10 @@ def test_svd_path_for_rank_deficient_and_non_finite_only_matrices(shape):
 
 @X64
 def test_the_zero_matrix_and_a_zero_column_take_the_svd_path():
-    assert not bool(_fast_path_taken(np.zeros((4, 4))))
+    assert path_taken(np.zeros((4, 4))) == "svd"
     a = np.eye(5, 3)
     a[:, 1] = 0
-    assert not bool(_fast_path_taken(a))
+    assert path_taken(a) == "svd"
     np.testing.assert_array_equal(jaxpinv.pinv(a), np.linalg.pinv(a))
 
 
@@ -142,7 +144,7 @@ def test_near_cutoff_matrices_get_the_svds_decision(tol, dtype, cluster):
         values = np.logspace(0, -1, k)
         values[k - cluster :] = factor * cutoff
         a = _with_values(rng, m, n, dtype, values)
-        taken = bool(_fast_path_taken(a, **kwargs))
+        taken = path_taken(a, **kwargs) == "qr"
         svd_rank = int(jaxpinv.matrix_rank(a, **kwargs))
         auto = np.asarray(jaxpinv.pinv(a, **kwargs))
         svd = np.asarray(jaxpinv.pinv(a, method="svd", **kwargs))
@@ -159,8 +161,33 @@ def test_near_cutoff_matrices_get_the_svds_decision(tol, dtype, cluster):
             assert rel_err(auto, svd) < forward_tol(dtype, cond, k), (tol, dtype, cluster, factor)
         # Mixed with well-conditioned matrices, the batch follows the same rule.
         batch = np.stack([_with_values(rng, m, n, dtype, np.logspace(0, -1, k)), a])
-        assert bool(_fast_path_taken(batch, **kwargs)) == taken
+        assert (path_taken(batch, **kwargs) == "qr") == taken
         np.testing.assert_array_equal(jaxpinv.matrix_rank(batch, **kwargs), [k, svd_rank])
+
+
+@pytest.mark.parametrize("tol", ["default", "atol"])
+def test_near_cutoff_above_qr_small_gets_the_svds_decision(tol):
+    # The power-method estimates (R above QR_SMALL), not the Frobenius bounds: a
+    # smallest singular value below 2x the cutoff never takes the QR path, and
+    # one far above it does (the margin is 8; the estimates are within 1.3x).
+    rng = np.random.default_rng(13)
+    n = QR_SMALL + 8
+    assert n > QR_SMALL  # the branch this test is for
+    cutoff = n * eps(np.float32) if tol == "default" else 1e-3
+    kwargs = {} if tol == "default" else {"atol": cutoff}
+    for factor in [*FACTORS, 100.0]:
+        values = np.logspace(0, -1, n)
+        values[-1] = factor * cutoff
+        a = _with_values(rng, n, n, np.float32, values)
+        taken = path_taken(a, **kwargs)
+        if factor <= 2.0:
+            assert taken == "svd", (tol, factor)
+            np.testing.assert_array_equal(jaxpinv.pinv(a, **kwargs), jaxpinv.pinv(a, method="svd", **kwargs))
+        if factor >= 100.0:
+            assert taken == "qr", (tol, factor)
+            cond = 1 / (factor * cutoff)
+            ref = np.linalg.pinv(a.astype(np.float64))
+            assert rel_err(jaxpinv.pinv(a, **kwargs), ref) < forward_tol(np.float32, cond, n)
 
 
 @X64
@@ -171,7 +198,7 @@ def test_near_cutoff_hermitian(factor):
     cutoff = n * eps(np.float64)
     lam = np.array([1.0, -0.5, 0.3, -0.2, 0.1, -factor * cutoff])
     a = _hermitian(rng, n, np.float64, lam)
-    taken = bool(_fast_path_taken(a, hermitian=True))
+    taken = path_taken(a, hermitian=True) == "qr"
     rank = int(jaxpinv.matrix_rank(a, hermitian=True))
     if factor <= 2.0:
         assert not taken
@@ -226,7 +253,7 @@ def test_method_svd_runs_no_other_factorization():
 def test_derivatives_on_the_fast_path_match_finite_differences(shape):
     rng = np.random.default_rng(8)
     a = jnp.asarray(random_matrix(rng, shape, np.float64, cond=5.0))
-    assert bool(_fast_path_taken(a))
+    assert path_taken(a) == "qr"
     check_grads_per_entry(jaxpinv.pinv, (a,), order=2, tol=1e-5)
     # ... and equal the SVD path's derivative.
     c = jnp.asarray(rng.standard_normal(shape[::-1]))
@@ -253,7 +280,9 @@ LSTSQ_SHAPES = [
     ((6, 6), np.float32),
     pytest.param((3, 9, 4), np.float64, marks=X64),  # tall: R^-1 Q^H b
     pytest.param((2, 4, 9), np.complex128, marks=X64),  # wide: minimum norm, Q R^-H b
-    ((70, 70), np.float32),  # R above SMALL: solves instead of the explicit R^-1
+    # R above QR_SMALL: triangular solves instead of the explicit R^-1 (square and wide)
+    ((QR_SMALL + 2, QR_SMALL + 2), np.float32),
+    ((QR_SMALL + 2, QR_SMALL + 12), np.float32),
 ]
 
 
@@ -262,7 +291,7 @@ def test_lstsq_fast_path_against_numpy(shape, dtype):
     rng = np.random.default_rng(10)
     a = random_matrix(rng, shape, dtype, cond=100.0)
     b = random_matrix(rng, shape[:-1] + (2,), dtype, cond=1.0)
-    assert bool(_fast_path_taken(a))
+    assert path_taken(a) == "qr"
     x = jaxpinv.lstsq(a, b)
     ref = np.linalg.pinv(a.astype(np.complex128)) @ b.astype(np.complex128)
     # Householder QR and the triangular solve are backward stable: 10 n eps cond.
@@ -271,7 +300,7 @@ def test_lstsq_fast_path_against_numpy(shape, dtype):
     if len(shape) == 3:
         bad = a.copy()
         bad[0] = random_matrix(rng, shape[1:], dtype, rank=min(shape[1:]) - 1, cond=10.0)
-        assert not bool(_fast_path_taken(bad))
+        assert path_taken(bad) == "svd"
         np.testing.assert_array_equal(jaxpinv.lstsq(bad, b), jaxpinv.lstsq(bad, b, method="svd"))
 
 
@@ -295,7 +324,7 @@ def test_lstsq_derivatives_on_the_fast_path_through_vmap():
     rng = np.random.default_rng(12)
     a = jnp.asarray(random_matrix(rng, (3, 5, 5), np.float64, cond=5.0))
     b = jnp.asarray(rng.standard_normal((3, 5)))
-    assert bool(_fast_path_taken(a))
+    assert path_taken(a) == "qr"
 
     def loss(a, b):
         return jnp.sum(jax.vmap(jaxpinv.lstsq)(a, b) ** 2)

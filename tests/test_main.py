@@ -72,9 +72,9 @@ MUTANTS = {
     "non-strict cutoff": ("_tolerance.py", "return magnitude > cut[..., None]", "return magnitude >= cut[..., None]"),
     "min(m, n) default rtol": ("_tolerance.py", "return max(m, n) * float(", "return min(m, n) * float("),
     "NaN flag over the batch": (
-        "_pinv.py",
-        "return ~jnp.all(jnp.isfinite(a), axis=(-2, -1))",
-        "return jnp.broadcast_to(~jnp.all(jnp.isfinite(a)), a.shape[:-2])",
+        "_kernel.py",
+        "return ~jnp.all(jnp.isfinite(x), axis=(-2, -1))",
+        "return jnp.broadcast_to(~jnp.all(jnp.isfinite(x)), x.shape[:-2])",
     ),
 }
 
