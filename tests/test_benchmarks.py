@@ -6,28 +6,19 @@ and every cell is produced, and that each accuracy cell is small.
 
 from __future__ import annotations
 
-import os
-import pathlib
 import re
-import subprocess
-import sys
 
 import pytest
+from helpers import REPO, run_python
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+# Slow: the benchmarks' quick mode in subprocesses; CI's floor run (-m "not slow") leaves the module out.
+pytestmark = pytest.mark.slow
 
 
 @pytest.mark.timeout(300)
 def test_bench_quick_runs(tmp_path):
     out = tmp_path / "bench.md"
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "bench.py"), "--quick", "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=280,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))},
-    )
+    proc = run_python([str(REPO / "benchmarks" / "bench.py"), "--quick", "--out", str(out)], cwd=REPO, timeout=280)
     assert proc.returncode == 0, proc.stderr[-3000:]
     text = out.read_text()
     for heading in ("**Forward**", "**Gradient**", "**JVP, compile time, residuals**", "**lstsq**", "**Accuracy**"):
@@ -48,14 +39,7 @@ def test_bench_quick_runs(tmp_path):
 
 @pytest.mark.timeout(300)
 def test_bench_lstsq_quick_runs():
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "bench_lstsq.py"), "--quick"],
-        capture_output=True,
-        text=True,
-        timeout=280,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))},
-    )
+    proc = run_python([str(REPO / "benchmarks" / "bench_lstsq.py"), "--quick"], cwd=REPO, timeout=280)
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = [line for line in proc.stdout.splitlines() if line.startswith("| 20x20")]
     assert len(rows) == 1 and "nan" not in rows[0]

@@ -13,8 +13,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import check_grads_per_entry as check
-from conftest import random_matrix
+from helpers import check_grads_per_entry as check
+from helpers import random_matrix
 
 import jaxpinv
 
@@ -63,7 +63,9 @@ def test_zero_damping_is_pinv_and_the_limit_converges():
     np.testing.assert_allclose(g0, jax.grad(lambda a: jnp.sum(jaxpinv.pinv(a)))(jnp.eye(3)), rtol=1e-14)
 
 
-@pytest.mark.parametrize("shape,rank", [((4, 3), 3), ((3, 4), 2), ((3, 3), 1), ((7, 2), 2)])
+@pytest.mark.parametrize(
+    "shape,rank", [((4, 3), 3), ((3, 4), 2), pytest.param((3, 3), 1, marks=pytest.mark.slow), ((7, 2), 2)]
+)
 @pytest.mark.parametrize("dtype", [np.float64, np.complex128])
 @pytest.mark.x64  # float64 inputs or references (see conftest)
 def test_check_grads_random_directions_across_rank(shape, rank, dtype):
@@ -140,6 +142,7 @@ def test_errors_and_non_finite():
     assert jaxpinv.damped_pinv(jnp.zeros((0, 3)), 1.0).shape == (3, 0)
 
 
+@pytest.mark.slow  # second order; the first-order checks stay quick
 @pytest.mark.parametrize("shape,rank", [((4, 3), 2), ((3, 4), 2), ((3, 3), 1)])
 @pytest.mark.x64  # float64 inputs or references (see conftest)
 def test_zero_damping_second_derivative_on_rank_preserving_paths(shape, rank):

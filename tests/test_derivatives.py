@@ -20,9 +20,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import check_grads_per_entry as check
-from conftest import low_rank_factors as factors
-from conftest import product, random_matrix, special_matrices
+from helpers import check_grads_per_entry as check
+from helpers import low_rank_factors as factors
+from helpers import product, random_matrix, special_matrices
 
 import jaxpinv
 
@@ -45,7 +45,9 @@ CASES = [
 SECOND_ORDER = {2, 5, 6, 9}  # indices into CASES: order 2 on a spread of them (it is slow)
 
 
-@pytest.mark.parametrize("case", range(len(CASES)))
+@pytest.mark.parametrize(
+    "case", [pytest.param(case, marks=pytest.mark.slow if case in SECOND_ORDER else ()) for case in range(len(CASES))]
+)
 @pytest.mark.x64  # float64 inputs or references (see conftest)
 def test_check_grads_rank_preserving(case):
     batch, m, n, r, dtype = CASES[case]
@@ -60,6 +62,7 @@ def test_check_grads_rank_preserving(case):
     check(f, (x, y), order, tol)
 
 
+@pytest.mark.slow  # second order over a batch; the unbatched checks stay quick
 @pytest.mark.parametrize("m,n", [(4, 4), (5, 3)])
 @pytest.mark.x64  # float64 inputs or references (see conftest)
 def test_check_grads_batch_mixing_full_rank_and_deficient(m, n):
@@ -75,7 +78,7 @@ def test_check_grads_batch_mixing_full_rank_and_deficient(m, n):
     check(f, (x1, y1, x2, y2), 2, 1e-4)
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.complex128])
+@pytest.mark.parametrize("dtype", [np.float64, pytest.param(np.complex128, marks=pytest.mark.slow)])
 @pytest.mark.parametrize("n,r", [(4, 4), (5, 3)])
 @pytest.mark.x64  # float64 inputs or references (see conftest)
 def test_check_grads_hermitian_rank_preserving(dtype, n, r):
@@ -114,10 +117,17 @@ def test_hermitian_derivative_is_that_of_the_lower_triangle_function(dtype):
         np.testing.assert_array_equal(np.imag(np.diag(np.asarray(g))), 0)
 
 
+# The costliest points are slow (CI's "-m slow" run); the others stay in the quick suite.
+SLOW_SPECIAL = {("rank1_30x30", False), ("rank1_30x30", True), ("wide_repeated", False), ("orthogonal", False)}
+
+
 @pytest.mark.parametrize(
     "name,hermitian",
-    [(name, False) for name in special_matrices()]
-    + [(name, True) for name, a in special_matrices().items() if a.shape[0] == a.shape[1]],
+    [
+        pytest.param(name, hermitian, marks=pytest.mark.slow if (name, hermitian) in SLOW_SPECIAL else ())
+        for name, hermitian in [(name, False) for name in special_matrices()]
+        + [(name, True) for name, a in special_matrices().items() if a.shape[0] == a.shape[1]]
+    ],
 )
 def test_derivatives_finite_where_svd_rule_is_not(name, hermitian):
     a = jnp.asarray(special_matrices()[name])

@@ -10,15 +10,13 @@ raises fails the build too.
 
 from __future__ import annotations
 
-import os
-import pathlib
 import re
-import subprocess
-import sys
 
 import pytest
+from helpers import REPO, run_python
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+# Slow: the whole mkdocs build; CI's floor run (-m "not slow") leaves the module out.
+pytestmark = pytest.mark.slow
 
 
 @pytest.mark.timeout(900)
@@ -26,21 +24,17 @@ def test_docs_build_strict(tmp_path):
     for module in ("mkdocs", "material", "mkdocstrings_handlers.python", "mkdocs_jupyter", "nbclient", "ipykernel"):
         pytest.importorskip(module)
     site = tmp_path / "site"
-    env = dict(
-        os.environ,
-        JAXPINV_EXAMPLES_FAST="1",
-        JAXPINV_EXAMPLES_OUT=str(tmp_path / "figures"),
-        JAXPINV_DOCS_NO_CACHE="1",  # execute every notebook now, not from mkdocs-jupyter's cache
-        NO_MKDOCS_2_WARNING="1",
-    )
-    env.pop("XLA_FLAGS", None)
-    env.pop("MPLBACKEND", None)
-    proc = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(site)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
+    proc = run_python(
+        ["-m", "mkdocs", "build", "--strict", "-d", str(site)],
+        env_extra={
+            "JAXPINV_EXAMPLES_FAST": "1",
+            "JAXPINV_EXAMPLES_OUT": str(tmp_path / "figures"),
+            "JAXPINV_DOCS_NO_CACHE": "1",  # execute every notebook now, not from mkdocs-jupyter's cache
+            "NO_MKDOCS_2_WARNING": "1",
+            "XLA_FLAGS": None,
+            "MPLBACKEND": None,
+        },
+        cwd=REPO,
         timeout=840,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
@@ -51,12 +45,12 @@ def test_docs_build_strict(tmp_path):
         assert f'id="jaxpinv.{name}"' in api, name
     assert api.count("Arguments:") >= 3 and api.count("&gt;&gt;&gt;") >= 5
     # Every topic page (docs/topics/*.md) is built.
-    topics = sorted(p.stem for p in (ROOT / "docs" / "topics").glob("*.md"))
+    topics = sorted(p.stem for p in (REPO / "docs" / "topics").glob("*.md"))
     assert len(topics) >= 7, topics
     for topic in topics:
         assert (site / "topics" / topic / "index.html").is_file(), topic
     # Every example rendered as a notebook, the plotting ones with their figures inline.
-    for path in sorted((ROOT / "examples").glob("*.py")):
+    for path in sorted((REPO / "examples").glob("*.py")):
         page = (site / "examples" / path.stem / "index.html").read_text()
         figures = len(re.findall(r"data:image/png;base64", page))
         plots = path.read_text().count(".savefig(")

@@ -9,6 +9,9 @@ import pytest
 
 import jaxpinv
 
+# In the slow run, with the docs build; CI's floor run (-m "not slow") leaves the module out.
+pytestmark = pytest.mark.slow
+
 
 @pytest.mark.parametrize("name", [n for n in jaxpinv.__all__ if inspect.isfunction(getattr(jaxpinv, n))])
 def test_docstring_examples_run(name):

@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import eps, forward_tol, random_matrix, rel_err
+from helpers import eps, forward_tol, random_matrix, rel_err
 
 import jaxpinv
 

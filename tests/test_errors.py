@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import textwrap
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import run_python
 
 import jaxpinv
 
@@ -150,7 +149,7 @@ def test_inf_input_returns_instead_of_hanging():
         """
     )
     # It returns in ~7 s on 2 busy cores (import, five compiles); a hang fails at 60 s.
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    out = run_python(["-c", script], timeout=60)
     assert out.returncode == 0, out.stderr
     assert "returned" in out.stdout
 

@@ -22,6 +22,11 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
+# Slow: the example runs in a fresh interpreter; CI's floor run (-m "not slow") leaves the module out.
+pytestmark = pytest.mark.slow
+
 TOL = 1e-7
 
 SPECIAL = ("gap 0 (random basis)", "gap 0 (diagonal)", "identity eye(6, 4)")

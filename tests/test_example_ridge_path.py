@@ -6,6 +6,9 @@ import math
 
 import pytest
 
+# Slow: the example runs in a fresh interpreter; CI's floor run (-m "not slow") leaves the module out.
+pytestmark = pytest.mark.slow
+
 
 def test_ridge_path_example(run_example):
     pytest.importorskip("optax")  # the example's optimiser: the examples extra installs it

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
+# Slow: the example runs in a fresh interpreter; CI's floor run (-m "not slow") leaves the module out.
+pytestmark = pytest.mark.slow
+
 
 def test_sharded_batch(run_example):
     result, _ = run_example("sharded_batch")

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
+# Slow: the example runs in a fresh interpreter; CI's floor run (-m "not slow") leaves the module out.
+pytestmark = pytest.mark.slow
+
 
 def test_sharded_lstsq(run_example):
     result, out = run_example("sharded_lstsq")

@@ -12,6 +12,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+# Slow: the example runs in a fresh interpreter; CI's floor run (-m "not slow") leaves the module out.
+pytestmark = pytest.mark.slow
+
 
 def _data(result):
     """The example's data, rebuilt with NumPy from the reported recipe."""

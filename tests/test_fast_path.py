@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import check_grads_per_entry, eps, forward_tol, random_matrix, rel_err
+from helpers import check_grads_per_entry, eps, forward_tol, random_matrix, rel_err
 
 import jaxpinv
 from jaxpinv.internal import QR_SMALL, path_taken
@@ -64,7 +64,7 @@ def test_fast_path_taken_at_full_rank_and_as_accurate_as_the_svd(shape, dtype, h
     assert path_taken(a) == "qr"
     p = jaxpinv.pinv(a)
     ref = np.linalg.pinv(a.astype(np.complex128))
-    # Both paths are backward stable: 10 n eps cond (conftest.forward_tol).
+    # Both paths are backward stable: 10 n eps cond (helpers.forward_tol).
     assert rel_err(p, ref) < forward_tol(dtype, 100.0, max(shape[-2:]))
     assert rel_err(jaxpinv.pinv(a, method="svd"), ref) < forward_tol(dtype, 100.0, max(shape[-2:]))
 
@@ -249,7 +249,10 @@ def test_method_svd_runs_no_other_factorization():
 
 
 @X64
-@pytest.mark.parametrize("shape", [(4, 4), (6, 3), (3, 6)])
+@pytest.mark.parametrize(
+    "shape",
+    [(4, 4), pytest.param((6, 3), marks=pytest.mark.slow), pytest.param((3, 6), marks=pytest.mark.slow)],
+)
 def test_derivatives_on_the_fast_path_match_finite_differences(shape):
     rng = np.random.default_rng(8)
     a = jnp.asarray(random_matrix(rng, shape, np.float64, cond=5.0))

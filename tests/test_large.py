@@ -7,11 +7,13 @@ segfault would kill pytest itself, so the check runs in a subprocess.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import textwrap
 
 import pytest
+from helpers import run_python
+
+# Slow: a 1024 x 1024 case in a subprocess; CI's floor run (-m "not slow") leaves the module out.
+pytestmark = pytest.mark.slow
 
 
 @pytest.mark.timeout(300)
@@ -51,6 +53,6 @@ def test_hermitian_1024_forward_and_derivative_in_subprocess():
         print("ok")
         """
     )
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=280)
+    out = run_python(["-c", script], timeout=280)
     assert out.returncode == 0, (out.returncode, out.stderr[-2000:])
     assert "ok" in out.stdout

@@ -7,29 +7,16 @@ repository root so that the checkout's ``jaxpinv`` is the one imported.
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parent.parent
+from helpers import REPO, run_python
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)
-    env.pop("JAX_ENABLE_X64", None)  # check the default (float32) configuration
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    return subprocess.run(
-        [sys.executable, "-m", "jaxpinv", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    # JAX_ENABLE_X64 dropped: check the default (float32) configuration.
+    return run_python(["-m", "jaxpinv", *args], env_extra={"JAX_ENABLE_X64": None}, cwd=REPO, timeout=120)
 
 
 def _check_output(proc: subprocess.CompletedProcess[str]) -> str:
@@ -45,12 +32,14 @@ def _check_output(proc: subprocess.CompletedProcess[str]) -> str:
     return out
 
 
+@pytest.mark.slow  # a subprocess; CI also runs the self-check directly
 @pytest.mark.timeout(150)
 def test_self_check_no_timing() -> None:
     out = _check_output(_run("--no-timing"))
     assert "Timing" not in out
 
 
+@pytest.mark.slow  # a subprocess with the timing table
 @pytest.mark.timeout(150)
 def test_self_check_with_timing() -> None:
     # Three timed runs per case keep this short on a loaded 2-core machine.
@@ -91,15 +80,10 @@ def test_self_check_fails_on_a_semantically_broken_build(mutant, tmp_path):
     text = target.read_text()
     assert text.count(old) == 1, (filename, old)  # the mutant still applies
     target.write_text(text.replace(old, new))
-    env = dict(os.environ)
-    env.pop("JAX_ENABLE_X64", None)
-    env["PYTHONPATH"] = str(tmp_path)
-    proc = subprocess.run(
-        [sys.executable, "-m", "jaxpinv", "--no-timing"],
+    proc = run_python(
+        ["-m", "jaxpinv", "--no-timing"],
+        env_extra={"JAX_ENABLE_X64": None, "PYTHONPATH": str(tmp_path)},  # only the mutant on the path
         cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
         timeout=120,
     )
     assert str(tmp_path) in proc.stdout or "jaxpinv" in proc.stdout

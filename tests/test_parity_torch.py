@@ -43,7 +43,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from conftest import eps  # noqa: E402
+from helpers import eps  # noqa: E402
 
 import jaxpinv  # noqa: E402
 

@@ -12,15 +12,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import eps, random_matrix
+from helpers import adjoint as h
+from helpers import eps, random_matrix
 from hypothesis import given
 from hypothesis import strategies as st
 
 import jaxpinv
-
-
-def h(x):
-    return np.conj(np.swapaxes(x, -1, -2))
 
 
 @st.composite

@@ -8,8 +8,9 @@ import sys
 
 import jax
 import jax.numpy as jnp
+from helpers import REPO
 
-README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
+README = REPO / "README.md"
 DOCS = README.parent / "docs"
 
 

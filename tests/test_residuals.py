@@ -33,7 +33,7 @@ def saved_bytes(f, a):
         ((30, 20), False),  # tall, direct SVD
     ],
 )
-@pytest.mark.parametrize("dtype", [np.float32, np.complex64])
+@pytest.mark.parametrize("dtype", [np.float32, pytest.param(np.complex64, marks=pytest.mark.slow)])
 def test_reverse_mode_saves_a_p_and_the_small_gram_matrix(shape, hermitian, dtype):
     rng = np.random.default_rng(0)
     a = rng.standard_normal(shape) + (1j * rng.standard_normal(shape) if dtype == np.complex64 else 0)

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import eps, random_matrix
+from helpers import eps, random_matrix
 
 import jaxpinv
 

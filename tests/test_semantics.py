@@ -2,7 +2,7 @@
 
 Tolerances: for a matrix with kept-part condition number ``kappa`` the forward
 error of an SVD-based pinv is ``O(kappa * eps)`` relative to ``|P|``; the
-``tol`` helper (conftest's ``forward_tol``) states the constant.
+``tol`` helper (helpers' ``forward_tol``) states the constant.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import eps, random_matrix, rel_err
-from conftest import forward_tol as tol
+from helpers import eps, random_matrix, rel_err
+from helpers import forward_tol as tol
 
 import jaxpinv
 
@@ -249,7 +249,7 @@ def test_infinite_tolerance_keeps_nothing(dtype):
 def test_tiny_atol_switches_default_rtol_off_without_x64():
     # atol = 1e-300 rounds to 0 in float32, but the rule "rtol = 0 where atol >
     # 0" is decided on the value written: s = 1e-10 is kept (torch: diag(1, 1e10)).
-    from conftest import x64
+    from helpers import x64
 
     with x64(False):
         a = np.diag([1.0, 1e-10]).astype(np.float32)

@@ -22,8 +22,6 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-
 SCRIPT = r'''
 import re
 import sys
@@ -194,6 +192,7 @@ sys.exit(1 if failures else 0)
 '''
 
 
+@pytest.mark.slow  # an 8-device subprocess
 @pytest.mark.timeout(300)
 def test_sharded_batch_stays_sharded(tmp_path: Path, on_eight_devices) -> None:
     script = tmp_path / "sharding_check.py"

@@ -28,15 +28,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import random_matrix
+from helpers import adjoint as _h
+from helpers import random_matrix
 
 import jaxpinv
 
 TOL = 1e-13
-
-
-def _h(x):
-    return np.conj(np.swapaxes(x, -1, -2))
 
 
 def _special(name, rng, dtype=np.float64):

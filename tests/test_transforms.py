@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import check_grads_per_entry, random_matrix
+from helpers import check_grads_per_entry, random_matrix
 
 import jaxpinv
 

@@ -23,11 +23,8 @@ group prints one line per check; the test fails on any ``BAD`` line.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-
-REPO = Path(__file__).resolve().parent.parent
+from helpers import REPO
 
 
 def _run(on_eight_devices, *groups: str) -> None:

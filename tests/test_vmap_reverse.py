@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import check_grads_per_entry, random_matrix
+from helpers import check_grads_per_entry, random_matrix
 
 import jaxpinv
 
@@ -88,7 +88,24 @@ def _loss(f, w):
 # tolerance variants (wide, vmapped atol/rtol, damping 0 in part of the batch)
 # only on the mixed batch, which takes the rank-deficient branches.
 VARIANTS = ("pinv_wide", "pinv_atol", "lstsq_wide", "damped_pinv_zero")
-CASES = [(name, ranks) for name in FUNCS for ranks in RANKS if ranks == "mixed" or name not in VARIANTS]
+# Slow (CI's "-m slow" run): variants whose siblings (pinv, lstsq, wide, Hermitian, damped) stay quick.
+SLOW_CASES = {
+    ("pinverse", "full"),
+    ("pinverse", "mixed"),
+    ("pinv_hermitian", "full"),
+    ("pinv_atol", "mixed"),
+    ("lstsq_full", "full"),
+    ("lstsq_full", "mixed"),
+    ("lstsq_damping", "full"),
+    ("lstsq_damping", "mixed"),
+    ("damped_pinv", "full"),
+}
+CASES = [
+    pytest.param(name, ranks, marks=pytest.mark.slow if (name, ranks) in SLOW_CASES else ())
+    for name in FUNCS
+    for ranks in RANKS
+    if ranks == "mixed" or name not in VARIANTS
+]
 
 
 @pytest.mark.parametrize("name,ranks", CASES)
@@ -135,6 +152,7 @@ def test_reverse_through_vmap_matches_unbatched(name, ranks):
     close("grad(vmap(vmap))", got["grad(vmap(vmap))"], np.stack([ref_a, ref_a]))
 
 
+@pytest.mark.slow  # second order; the first-order checks above stay quick
 @pytest.mark.parametrize("name", ["pinv", "pinv_hermitian", "lstsq", "damped_pinv_zero"])
 @pytest.mark.x64  # float64 inputs or references (see conftest)
 def test_hessian_through_vmap_matches_unbatched(name):
