@@ -49,10 +49,8 @@ class Decomposition(NamedTuple):
     factors: Factors
 
 
-def reduces(m: int, n: int, hermitian: bool) -> tuple[bool, bool]:
-    """``(tall, wide)``: is the matrix reduced by a QR of ``a`` (tall) or of ``a^H`` (wide) first?"""
-    if hermitian:
-        return False, False
+def reduces(m: int, n: int) -> tuple[bool, bool]:
+    """``(tall, wide)``: is a (non-Hermitian) matrix reduced by a QR of ``a`` (tall) or of ``a^H`` (wide) first?"""
     return m >= QR_RATIO * n, n >= QR_RATIO * m
 
 
@@ -78,7 +76,7 @@ def decompose(
         magnitude = jnp.abs(values)
     else:
         m, n = a.shape[-2:]
-        tall, wide = reduces(m, n, hermitian)
+        tall, wide = reduces(m, n)
         core = h(a) if wide else a  # wide: A^H = Q R, so A = R^H Q^H and the SVD is that of R^H
         q = None
         if tall or wide:

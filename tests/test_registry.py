@@ -1,0 +1,112 @@
+"""Every public function x every path x shape classes (``tests/registry.py``): the cross-cutting checks.
+
+For each: the path that runs is the one asked for (``jaxpinv.internal.path_taken``
+asks the dispatch); the value matches the float64 NumPy reference; the
+derivative matches central differences (forward and reverse, order 1); reverse
+mode through ``vmap`` (``grad(vmap(f))``) and ``vmap(grad(f))`` match the
+per-matrix gradients; float32/complex64 keep their dtype and accuracy; a bad
+shape raises an error naming the function.
+
+Tolerances: float64, cond 5 inputs. The forward error of a backward-stable
+path is ``O(n eps cond)`` (``helpers.forward_tol``); central differences with
+``h = 1e-5`` are good to ~1e-6 relative here (tol 1e-5, as in
+test_derivatives.py); batched and per-matrix gradients differ only by the
+summation order, ``O(n eps cond^2)``: 1e-10.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import registry
+from helpers import check_grads_per_entry, forward_tol, rel_err
+from registry import FUNCTIONS, cases, inputs, method_of
+
+from jaxpinv.internal import path_taken
+
+X64 = pytest.mark.x64
+
+
+def _assert_path(name: str, path: str, a) -> None:
+    entry = FUNCTIONS[name]
+    if entry.method:
+        assert path_taken(a, hermitian=entry.hermitian, method=method_of(path)) == path
+
+
+@X64
+@pytest.mark.parametrize("name,path,shape", cases())
+def test_value_on_every_path_matches_numpy(name, path, shape):
+    a, b = inputs(name, shape, batch=(2,))
+    _assert_path(name, path, a)
+    f = FUNCTIONS[name]
+    got = jax.vmap(lambda a, b: f.call(a, b, method_of(path)))(a, b)
+    ref = np.stack([f.reference(a[i], b[i]) for i in range(2)])
+    assert rel_err(got, ref) < forward_tol(np.float64, 5.0, max(a.shape[-2:]))
+
+
+@X64
+@pytest.mark.parametrize("name,path,shape", cases(differentiable=True, quick="one"))
+def test_derivative_on_every_path_matches_finite_differences(name, path, shape):
+    a, b = inputs(name, shape, seed=1)
+    _assert_path(name, path, a)
+    call = FUNCTIONS[name].call
+    check_grads_per_entry(lambda a, b: call(a, b, method_of(path)), (jnp.asarray(a), jnp.asarray(b)), 1, 1e-5)
+
+
+@X64
+@pytest.mark.parametrize("name,path,shape", cases(differentiable=True, quick="one"))
+def test_reverse_through_vmap_on_every_path(name, path, shape):
+    a, b = (jnp.asarray(x) for x in inputs(name, shape, batch=(3,), seed=2))
+    _assert_path(name, path, a)
+    call = FUNCTIONS[name].call
+    w = jnp.asarray(
+        np.random.default_rng(3).standard_normal(jax.eval_shape(lambda a, b: call(a, b, "svd"), a[0], b[0]).shape)
+    )
+
+    def loss(a, b):
+        return jnp.sum(jnp.tanh(call(a, b, method_of(path)) * w))
+
+    grad = jax.grad(loss, argnums=(0, 1))
+
+    @jax.jit  # one program: one compilation
+    def all_three(a, b):
+        per = [grad(a[i], b[i]) for i in range(3)]  # the reference: one matrix at a time
+        return per, jax.grad(lambda a, b: jnp.sum(jax.vmap(loss)(a, b)), argnums=(0, 1))(a, b), jax.vmap(grad)(a, b)
+
+    per, grad_vmap, vmap_grad = all_three(a, b)
+    ref = [np.stack(r) for r in zip(*per)]
+    for got in (grad_vmap, vmap_grad):
+        for g, r in zip(got, ref):
+            np.testing.assert_allclose(g, r, rtol=1e-10, atol=1e-10 * np.abs(r).max())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.complex64])
+@pytest.mark.parametrize("name", list(FUNCTIONS))
+def test_single_precision_keeps_dtype_and_accuracy(name, dtype):
+    a, b = inputs(name, "tall" if not FUNCTIONS[name].hermitian else "square", dtype=dtype, seed=4)
+    got = FUNCTIONS[name].call(a, b, "auto")
+    ref = FUNCTIONS[name].reference(a.astype(np.complex128), b.astype(np.complex128))
+    if name == "matrix_rank":
+        assert got.dtype == jnp.int32 and int(got) == int(ref)
+        return
+    assert got.dtype == dtype
+    assert rel_err(got, ref) < forward_tol(dtype, 5.0, max(a.shape[-2:]))
+
+
+@pytest.mark.parametrize("name", list(FUNCTIONS))
+def test_errors_name_the_function_and_argument(name):
+    public = name.split("_hermitian")[0].replace("lstsq_damping", "lstsq")
+    arg = "input" if public == "pinverse" else "a"
+    with pytest.raises(ValueError, match=rf"^{public}: argument '{arg}' must have at least 2 dimensions"):
+        FUNCTIONS[name].call(jnp.ones(3), jnp.ones(3), "auto")
+
+
+def test_the_registry_covers_every_public_function_and_path():
+    import jaxpinv
+
+    public = {n for n in jaxpinv.__all__ if callable(getattr(jaxpinv, n)) and n != "LstsqResult"}
+    named = {n.split("_hermitian")[0].replace("lstsq_damping", "lstsq") for n in FUNCTIONS}
+    assert named == public, (named, public)
+    assert {p for e in FUNCTIONS.values() for p in e.paths()} == set(registry.PATHS)
