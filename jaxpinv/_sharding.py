@@ -60,7 +60,7 @@ def _explicit(x: Any) -> tuple[Any, tuple[Any, ...]] | None:
         sharding = jax.typeof(x).sharding
     except Exception:  # pragma: no cover - no sharding in the type (older JAX, non-array)
         return None
-    if not isinstance(sharding, NamedSharding):
+    if not isinstance(sharding, NamedSharding):  # pragma: no cover - jax>=0.7 types every array with a NamedSharding
         return None
     spec = tuple(sharding.spec)
     spec = spec + (None,) * (jnp.ndim(x) - len(spec))

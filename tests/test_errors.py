@@ -188,6 +188,33 @@ def test_huge_integer_and_mismatched_damping_errors(call, words):
         assert w.lower() in str(info.value).lower(), (w, str(info.value))
 
 
+class _Foreign:
+    """An array-like of another library whose dtype JAX cannot read (nor convert the object)."""
+
+    dtype = "not-a-dtype"
+    shape = (2, 2)
+
+
+@pytest.mark.parametrize(
+    "call,exc,words",
+    [
+        (lambda: jaxpinv.damped_pinv(jnp.eye(2), None), TypeError, ["damped_pinv", "'damping'", "required"]),
+        (lambda: jaxpinv.pinv([[1.0, 2.0], [3.0]]), TypeError, ["pinv", "'a'", "array of numbers"]),
+        (
+            lambda: jaxpinv.pinv(jnp.eye(2), atol=[[1.0], [1.0, 2.0]]),
+            TypeError,
+            ["pinv", "'atol'", "number or an array"],
+        ),
+        (lambda: jaxpinv.pinv(_Foreign()), TypeError, ["pinv", "'a'", "numeric"]),
+    ],
+)
+def test_malformed_arguments_name_the_function(call, exc, words):
+    with pytest.raises(exc) as info:
+        call()
+    for w in words:
+        assert w in str(info.value), (w, str(info.value))
+
+
 def test_non_finite_flags_do_not_rely_on_a_nan_propagating_max():
     # XLA's CPU max-reduction drops a NaN from 64 x 64 up unless it sits in the
     # last lane (jit(max |x|) of such a matrix came back finite), so

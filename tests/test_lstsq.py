@@ -172,6 +172,17 @@ def test_half_precision(dtype):
 def test_zero_size():
     assert jaxpinv.lstsq(jnp.zeros((0, 3)), jnp.zeros((0, 2))).shape == (3, 2)
     assert jaxpinv.lstsq(jnp.zeros((4, 0)), jnp.zeros((4,))).shape == (0,)
+    # lstsq_full: no singular values; x = 0 and the residuals are |b|^2 (NumPy's values)
+    b = np.arange(4.0)
+    x, res, rank, s = jaxpinv.lstsq_full(jnp.zeros((4, 0)), b)
+    assert x.shape == (0,) and s.shape == (0,) and int(rank) == 0
+    np.testing.assert_allclose(res, np.sum(b**2))
+    x, res, rank, s = jaxpinv.lstsq_full(np.eye(4, 3), np.zeros((4, 0)))  # no right-hand side
+    assert x.shape == (3, 0) and res.shape == (0,) and int(rank) == 3
+    np.testing.assert_allclose(s, np.ones(3))
+    # with damping: x = 0 of the right shape
+    assert jaxpinv.lstsq(jnp.zeros((0, 3)), jnp.zeros((0, 2)), damping=0.5).shape == (3, 2)
+    np.testing.assert_array_equal(jaxpinv.lstsq(np.eye(3), jnp.zeros((3, 0)), damping=0.5), np.zeros((3, 0)))
 
 
 @pytest.mark.parametrize("shape", [(7, 3), (3, 7)])

@@ -39,9 +39,10 @@ def test_self_check_no_timing() -> None:
     assert "Timing" not in out
 
 
-@pytest.mark.slow  # a subprocess with the timing table
 @pytest.mark.timeout(150)
 def test_self_check_with_timing() -> None:
+    # In the quick suite: with the timing table it runs every line of the
+    # success path of jaxpinv/__main__.py (coverage measures the subprocess).
     # Three timed runs per case keep this short on a loaded 2-core machine.
     out = _check_output(_run("--repeats", "3"))
     assert "Timing" in out
@@ -50,6 +51,45 @@ def test_self_check_with_timing() -> None:
         assert row is not None, out
         ours, theirs, ratio = (float(v) for v in row.groups())
         assert ours > 0 and theirs > 0 and ratio > 0, row.group(0)
+
+
+def test_failures_are_reported_and_set_the_exit_status(monkeypatch, capsys) -> None:
+    # In-process, each check replaced: an exception becomes a FAIL line (its
+    # message on one line, cut at 300 characters) and the exit status is 1.
+    import jaxpinv.__main__ as cli
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("broken " + "x" * 400)
+
+    monkeypatch.setattr(cli, "_check_penrose", boom)
+    monkeypatch.setattr(cli, "_check_derivative", boom)
+    monkeypatch.setattr(cli, "_check_composition", lambda rng: (True, ""))
+    monkeypatch.setattr(cli, "_check_numpy", lambda rng: (False, "wrong"))
+    monkeypatch.setattr(cli, "_check_semantics", lambda: [])
+    monkeypatch.setattr(cli, "_timing", boom)
+    assert cli.main(["--repeats", "1"]) == 1
+    out = capsys.readouterr().out
+    fails = re.findall(r"^\s*FAIL\s+(.*)$", out, flags=re.M)
+    assert len(fails) == 5, out  # two Penrose wrappers, the derivative, numpy, timing
+    assert all(len(f) < 400 for f in fails) and "broken xxx" in out and "..." in out, out
+    assert "4 of 5 checks FAILED" in out, out
+
+
+def test_checks_fail_on_a_wrong_pinv(monkeypatch, capsys) -> None:
+    # The checks themselves (not only their wrappers) report a wrong result.
+    import jax.numpy as jnp
+    import numpy as np
+
+    import jaxpinv
+    import jaxpinv.__main__ as cli
+
+    monkeypatch.setattr(jaxpinv, "pinv", lambda a, **kw: jnp.zeros(a.shape, a.dtype))  # wrong shape
+    cli._check_penrose("3x2", np.ones((3, 2), np.float32), 1)
+    assert re.search(r"FAIL\s+penrose 3x2.*want float32\(2, 3\)", capsys.readouterr().out)
+    monkeypatch.setattr(jaxpinv, "pinv", lambda a, **kw: jnp.swapaxes(a, -1, -2) * jnp.nan)  # NaN gradient
+    assert cli._check_composition(np.random.default_rng(0)) == (False, "non-finite gradient")
+    # The timing loop stops after three runs once its budget is spent.
+    assert cli._median_ms(lambda x: x, jnp.ones(2), repeats=50, budget_s=0.0)[1] == 3
 
 
 # Mutants of the package that break its semantics while every other check

@@ -15,6 +15,7 @@ from helpers import eps, random_matrix, rel_err
 from helpers import forward_tol as tol
 
 import jaxpinv
+from jaxpinv.internal import path_taken
 
 SHAPES = [(5, 3), (3, 5), (4, 4), (1, 1), (1, 6), (6, 1), (2, 6, 3), (2, 3, 4, 2)]
 
@@ -188,6 +189,7 @@ def test_zero_size(shape):
     np.testing.assert_array_equal(r, np.zeros(shape[:-2]))
     if shape[-1] == shape[-2]:
         assert jaxpinv.pinv(a, hermitian=True).shape == p.shape
+    assert path_taken(a) == "none"  # nothing is factored
 
 
 @pytest.mark.x64  # float64 inputs or references (see conftest)

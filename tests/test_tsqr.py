@@ -36,7 +36,7 @@ def _run(on_eight_devices, *groups: str) -> None:
 
 @pytest.mark.timeout(300)
 def test_tsqr_values_collectives_memory(on_eight_devices) -> None:
-    _run(on_eight_devices, "values", "memory", "readme")
+    _run(on_eight_devices, "values", "layouts", "memory", "readme")
 
 
 @pytest.mark.slow

@@ -338,6 +338,35 @@ def other() -> None:
     check("sharded tolerance array", rel(p, np.linalg.pinv(xs)) < 1e-10 and spec(p)[0] == "rows", f"{spec(p)}")
 
 
+def layouts() -> None:
+    """Batch and rows sharded over a 2-D mesh (the products name either operand's batch sharding), a mesh-less
+    a with a batch-sharded b, and lstsq of a wide matrix sharded along its columns (b replicated)."""
+    mesh_x = jax.make_mesh((8,), ("x",), axis_types=EXPLICIT)
+    x16 = matrix(16, 4, 1e2)
+    b8 = jax.device_put(np.ones((8, 16, 1)), NamedSharding(mesh_x, P("x")))
+    sol = jax.jit(jaxpinv.lstsq)(jnp.asarray(x16), b8)
+    check("b sharded along its batch, a without a mesh", rel(sol, np.linalg.pinv(x16) @ np.ones((8, 16, 1))) < 1e-10)
+    x = matrix(64, 4, 1e2)
+    sol = jax.jit(jaxpinv.lstsq)(jax.device_put(x.T, COLS), jnp.ones(4))
+    check("wide, columns sharded: lstsq", rel(sol, np.linalg.pinv(x.T) @ np.ones(4)) < 1e-10)
+    mesh2 = jax.make_mesh((2, 4), ("b", "r"), axis_types=EXPLICIT * 2)
+    x128 = matrix(128, 8, 1e2)
+    sol = jax.jit(jaxpinv.lstsq)(
+        jax.device_put(x128, NamedSharding(mesh2, P("r", None))),
+        jax.device_put(np.ones((2, 128, 1)), NamedSharding(mesh2, P("b"))),
+    )
+    check(
+        "2-D mesh: a rows, b batch",
+        rel(sol, np.broadcast_to(np.linalg.pinv(x128) @ np.ones((128, 1)), (2, 8, 1))) < 1e-10,
+    )
+    a3 = jax.device_put(np.stack([x128, 2 * x128]), NamedSharding(mesh2, P("b", "r", None)))
+    sol = jax.jit(jaxpinv.lstsq)(a3, jax.device_put(np.ones(128), NamedSharding(mesh2, P("r"))))
+    check(
+        "batch of row-sharded a, one shared b",
+        rel(sol, np.linalg.pinv(np.stack([x128, 2 * x128])) @ np.ones(128)) < 1e-10,
+    )
+
+
 def edges() -> None:
     """What a hostile review found: damped derivatives, batch shardings that differ between a, b and the
     tolerances, a mesh-less b, and jaxpinv inside a user's shard_map (values against NumPy / unsharded)."""
@@ -370,26 +399,10 @@ def edges() -> None:
         check(f"sharded damping array, a {tag}", d.shape == (8, 4, 16))
         sol = jax.jit(jaxpinv.lstsq)(a16, b8)
         check(f"b sharded along its batch, a {tag}", rel(sol, ref_p @ np.ones((8, 16, 1))) < 1e-10)
-    mesh2 = jax.make_mesh((2, 4), ("b", "r"), axis_types=EXPLICIT * 2)
-    x128 = matrix(128, 8, 1e2)
-    sol = jax.jit(jaxpinv.lstsq)(
-        jax.device_put(x128, NamedSharding(mesh2, P("r", None))),
-        jax.device_put(np.ones((2, 128, 1)), NamedSharding(mesh2, P("b"))),
-    )
-    check(
-        "2-D mesh: a rows, b batch",
-        rel(sol, np.broadcast_to(np.linalg.pinv(x128) @ np.ones((128, 1)), (2, 8, 1))) < 1e-10,
-    )
     sol = jax.jit(jaxpinv.lstsq)(a, jax.device_put(np.ones((8, 64, 2)), ROWS))  # b's batch on a's row axis
     check(
         "b's batch sharded on a's row axis",
         rel(sol, np.broadcast_to(np.linalg.pinv(x) @ np.ones((64, 2)), (8, 4, 2))) < 1e-10,
-    )
-    a3 = jax.device_put(np.stack([x128, 2 * x128]), NamedSharding(mesh2, P("b", "r", None)))
-    sol = jax.jit(jaxpinv.lstsq)(a3, jax.device_put(np.ones(128), NamedSharding(mesh2, P("r"))))
-    check(
-        "batch of row-sharded a, one shared b",
-        rel(sol, np.linalg.pinv(np.stack([x128, 2 * x128])) @ np.ones(128)) < 1e-10,
     )
     g = jax.jit(jax.grad(lambda a: jnp.sum(jaxpinv.lstsq(a, jnp.ones(4)) ** 2)))(jax.device_put(x.T, COLS))
     g1 = jax.grad(lambda a: jnp.sum(jaxpinv.lstsq(a, jnp.ones(4)) ** 2))(jnp.asarray(x.T))
@@ -431,7 +444,7 @@ if __name__ == "__main__":
     if len(jax.devices()) != 8 or not jax.config.jax_enable_x64:
         print("BAD  setup: need 8 devices and x64", flush=True)
         sys.exit(2)
-    for group in sys.argv[1:] or ["values", "readme", "derivatives", "other", "edges", "memory"]:
+    for group in sys.argv[1:] or ["values", "layouts", "readme", "derivatives", "other", "edges", "memory"]:
         print(f"--- {group}", flush=True)
         globals()[group]()
     print(f"{len(failures)} failed: {failures}" if failures else "all checks passed", flush=True)
