@@ -83,7 +83,7 @@ from jaxpinv._kernel import (
 )
 from jaxpinv._linalg import eye_like, h, hmm, mm, mm_h, trsm, zero_tangent
 
-# jax<0.7: no lax.linalg.ormqr (Q^H b from the reflectors without forming Q); Q is formed instead.
+# jax<0.10: no public lax.linalg.ormqr (Q^H b from the reflectors without forming Q); Q is formed instead.
 _ormqr = getattr(lax.linalg, "ormqr", None)
 
 MARGIN = 8.0
@@ -260,7 +260,7 @@ def _apply_q(factors: Factors, y: jax.Array, adjoint: bool) -> jax.Array:
     """``Q y`` (``Q^H y`` with ``adjoint``; then only its first ``k`` rows) from the reflectors."""
     packed, taus, _ = factors.qr
     m, k = packed.shape[-2:]
-    if _ormqr is None:  # pragma: no cover - jax<0.7 (the floor run takes this)
+    if _ormqr is None:  # pragma: no cover - jax<0.10 (the floor run takes this)
         q = qr_of(factors)[0]
         return hmm(q, y) if adjoint else mm(q, y)
     if adjoint:

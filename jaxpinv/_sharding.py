@@ -60,7 +60,7 @@ def _explicit(x: Any) -> tuple[Any, tuple[Any, ...]] | None:
         sharding = jax.typeof(x).sharding
     except Exception:  # pragma: no cover - no sharding in the type (older JAX, non-array)
         return None
-    if not isinstance(sharding, NamedSharding):  # pragma: no cover - jax>=0.7 types every array with a NamedSharding
+    if not isinstance(sharding, NamedSharding):  # pragma: no cover - jax 0.10 types every array with one
         return None
     spec = tuple(sharding.spec)
     spec = spec + (None,) * (jnp.ndim(x) - len(spec))
@@ -124,7 +124,7 @@ def _mesh(x: Any) -> Any:
     """The (non-empty) mesh of ``x``'s explicit sharding type, or None."""
     try:
         sharding = jax.typeof(x).sharding
-    except Exception:  # pragma: no cover
+    except Exception:  # pragma: no cover - no sharding in the type (older JAX, non-array)
         return None
     mesh = getattr(sharding, "mesh", None)
     return mesh if isinstance(sharding, NamedSharding) and mesh is not None and mesh.shape else None

@@ -89,7 +89,7 @@ def test_declared_floors_are_the_versions_ci_tests():
     assert "-m venv" in ci and "3.10" in ci
     tests = README.read_text().split("## Tests", 1)[1]
     for command in (
-        'python -m pytest -n auto -m "not slow"',
+        'python -m pytest -n auto -m "not slow" --cov=jaxpinv --cov-fail-under=100',
         "python -m pytest -n auto -m slow",
         "floor-constraints.txt",
         'JAXPINV_TEST_X64=0 python -m pytest -n auto -m "not x64 and not slow"',

@@ -88,8 +88,12 @@ def _loss(f, w):
 # tolerance variants (wide, vmapped atol/rtol, damping 0 in part of the batch)
 # only on the mixed batch, which takes the rank-deficient branches.
 VARIANTS = ("pinv_wide", "pinv_atol", "lstsq_wide", "damped_pinv_zero")
-# Slow (CI's "-m slow" run): variants whose siblings (pinv, lstsq, wide, Hermitian, damped) stay quick.
+# Slow (CI's "-m slow" run): variants whose siblings (pinv, lstsq, wide, Hermitian, damped) stay quick,
+# and every full-rank batch (the quick suite has grad(vmap) and vmap(grad) of every public function at
+# full rank on every path in test_registry.py; the mixed batches here take the rank-deficient branches).
 SLOW_CASES = {
+    ("pinv", "full"),
+    ("lstsq", "full"),
     ("pinverse", "full"),
     ("pinverse", "mixed"),
     ("pinv_hermitian", "full"),
