@@ -72,5 +72,5 @@ def _damped_impl(a: jax.Array, damping: Any, spec: Spec) -> jax.Array:
     if x.a.size == 0:
         return jnp.zeros(spec.a_batch + (n, m), spec.out)
     wide = m < n  # A+_lam(A) = A+_lam(A^H)^H: the core takes m >= n
-    p = _damped_core.parts(h(x.a) if wide else x.a, x.damping, x.atol, x.rtol).x
+    p = _damped_core.pinv(h(x.a) if wide else x.a, x.damping, x.atol, x.rtol)
     return (h(p) if wide else p).astype(spec.out)

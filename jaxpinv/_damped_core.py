@@ -11,9 +11,12 @@ condition number). For ``lam > 0`` it is a smooth function of ``A`` and
     dM^-1 = -M^-1 dM M^-1
 
 Both are written in ``X`` and ``M^-1`` as :func:`parts` returns them, so every
-order of derivative stays on this stable rule (the pattern of
-:func:`jaxpinv._pinv_core.parts`: one ``custom_jvp`` whose outputs include
-what its rule needs; the public function keeps ``X``). ``lam = 0`` gives
+order of derivative stays on this stable rule. Two ``custom_jvp``s, not
+:func:`jaxpinv._pinv_core.parts`' one: :func:`pinv` outputs ``X`` alone, so
+reverse mode transposes only ``dX``; with ``M^-1`` among the outputs it also
+carried ``M^-1``'s tangent (measured: ``grad`` 1.5x slower at 200 x 100,
+compile time +15%). Its rule takes ``M^-1`` from :func:`parts`, whose own rule
+makes the higher orders. ``lam = 0`` gives
 exactly :func:`jaxpinv.pinv` (default cutoff); there ``M^-1`` is
 ``(A^H A)^+`` and the rule adds Golub–Pereyra's ``(I - X A) dA^H X^H X`` term
 to ``dX`` and the Hermitian Golub–Pereyra terms ``T + T^H``,
@@ -47,8 +50,18 @@ class DampedParts(NamedTuple):
 
 
 @jax.custom_jvp
+def pinv(a: jax.Array, lam: jax.Array, atol: jax.Array, rtol: jax.Array) -> jax.Array:
+    """The damped pseudo-inverse ``X`` of a non-empty batch of tall or square ``a`` (``m >= n``)."""
+    return _factors(a, lam, atol, rtol).x
+
+
+@jax.custom_jvp
 def parts(a: jax.Array, lam: jax.Array, atol: jax.Array, rtol: jax.Array) -> DampedParts:
-    """:class:`DampedParts` of a non-empty batch of tall or square ``a`` (``m >= n``)."""
+    """:class:`DampedParts` of a non-empty batch of tall or square ``a`` (``m >= n``): what :func:`pinv`'s rule needs."""
+    return _factors(a, lam, atol, rtol)
+
+
+def _factors(a: jax.Array, lam: jax.Array, atol: jax.Array, rtol: jax.Array) -> DampedParts:
     d = _svd.decompose(sanitize(a), atol, rtol, False)
     f = d.factors
     bad = d.bad | jnp.isnan(lam)
@@ -105,6 +118,13 @@ def _tangents(
 
     extra_x, extra_minv = lax.cond(any_true(lam == 0), at_zero, none)
     return dx + extra_x, dminv + extra_minv
+
+
+@pinv.defjvp
+def _pinv_jvp(primals: tuple[jax.Array, ...], tangents: tuple[Any, ...]) -> tuple[jax.Array, jax.Array]:
+    a, lam, atol, rtol = primals
+    out = parts(a, lam, atol, rtol)
+    return out.x, _tangents(a, lam, out, tangents[0], tangents[1])[0]
 
 
 @parts.defjvp

@@ -206,6 +206,6 @@ def _damped_lstsq_impl(a: jax.Array, b: jax.Array, damping: Any, spec: Spec) -> 
     if x.a.size == 0 or b.shape[-1] == 0:
         return jnp.zeros(spec.batch + (n, b.shape[-1]), spec.out)
     wide = m < n
-    p = _damped_core.parts(h(x.a) if wide else x.a, x.damping, x.atol, x.rtol).x
+    p = _damped_core.pinv(h(x.a) if wide else x.a, x.damping, x.atol, x.rtol)
     rhs = sanitize(b)  # a non-finite right-hand side makes its solution all-NaN, as in lstsq
     return nan_where(rhs.bad, mm(h(p) if wide else p, rhs.a)).astype(spec.out)
