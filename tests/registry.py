@@ -56,6 +56,15 @@ class Entry:
         return PATHS if self.method else ("svd",)
 
 
+# Which path takes the registry's inputs (full rank, cond <= 5) for a function and shape class, given
+# that the path was asked for (method="auto"; "svd" is forced with method="svd"). A new path is added
+# here once; a path missing here fails every registry test with a KeyError naming it.
+TAKES: dict[str, Callable[[Entry, str], bool]] = {
+    "qr": lambda entry, shape: True,
+    "svd": lambda entry, shape: True,
+}
+
+
 FUNCTIONS: dict[str, Entry] = {
     "pinv": Entry(lambda a, b, method: jaxpinv.pinv(a, method=method), lambda a, b: np.linalg.pinv(a)),
     "pinverse": Entry(
@@ -97,7 +106,7 @@ def cases(differentiable: bool = False, quick: str = "all") -> list[Any]:
         if differentiable and not entry.differentiable:
             continue
         for j, path in enumerate(entry.paths()):
-            shapes = entry.shapes()
+            shapes = [shape for shape in entry.shapes() if TAKES[path](entry, shape)]
             for shape in shapes:
                 slow = quick == "one" and shape != shapes[(i + j) % len(shapes)]
                 marks = [pytest.mark.slow] if slow else []
