@@ -326,6 +326,19 @@ def _timing(rng: np.random.Generator, repeats: int, budget_s: float = 2.0) -> No
 # --------------------------------------------------------------------------- #
 
 
+def _print_environment() -> None:
+    import jax
+
+    import jaxpinv
+
+    print(f"jaxpinv {jaxpinv.__version__}")
+    print(f"jax     {jax.__version__}  (jaxlib {getattr(jax.lib, '__version__', '?')})")
+    print(f"python  {platform.python_version()}, numpy {np.__version__}")
+    print(f"backend {jax.default_backend()}")
+    print(f"devices {jax.devices()}")
+    print(f"x64     {bool(jax.config.read('jax_enable_x64'))}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the report, self-check and (unless ``--no-timing``) the benchmark.
 
@@ -341,17 +354,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     args = parser.parse_args(argv)
 
-    import jax
-
-    import jaxpinv
-
     _RESULTS.clear()
-    print(f"jaxpinv {jaxpinv.__version__}")
-    print(f"jax     {jax.__version__}  (jaxlib {getattr(jax.lib, '__version__', '?')})")
-    print(f"python  {platform.python_version()}, numpy {np.__version__}")
-    print(f"backend {jax.default_backend()}")
-    print(f"devices {jax.devices()}")
-    print(f"x64     {bool(jax.config.read('jax_enable_x64'))}")
+    _print_environment()
 
     rng = np.random.default_rng(args.seed)
     print("\nSelf-check:")
