@@ -91,7 +91,7 @@ STEPS = 8
 SMALL = 128  # R up to this size: explicit R^-1 and Frobenius bounds (see factor)
 
 
-class Factors(NamedTuple):
+class QrFactors(NamedTuple):
     """:func:`factor`'s QR of ``a`` (square and tall) or ``a^H`` (wide)."""
 
     qr: _householder.Householder
@@ -103,7 +103,7 @@ class Stage(NamedTuple):
     """What the QR path's result needs from its decision: the clean batch, the factors and ``s_hi``."""
 
     clean: Clean
-    factors: Factors
+    factors: QrFactors
     s_hi: jax.Array
 
 
@@ -182,7 +182,7 @@ def _estimates(r: jax.Array, screen: jax.Array) -> tuple[jax.Array, jax.Array]:
     return lax.cond(all_true(screen), estimates, skipped)
 
 
-def factor(clean: Clean, atol: jax.Array, rtol: jax.Array) -> tuple[Factors, jax.Array, jax.Array]:
+def factor(clean: Clean, atol: jax.Array, rtol: jax.Array) -> tuple[QrFactors, jax.Array, jax.Array]:
     """Stage 1: ``(factors, s_hi, ok)`` of a sanitised batch.
 
     Householder QR of ``a`` (square and tall) or of ``a^H`` (wide): ``R`` has
@@ -217,24 +217,24 @@ def factor(clean: Clean, atol: jax.Array, rtol: jax.Array) -> tuple[Factors, jax
         # Rigorous bounds, no iteration: sigma_max <= ||R||_F, sigma_min >= 1 / ||R^-1||_F.
         rinv = trsm(r, eye_like(r))
         s_hi, s_lo = _frobenius(r), 1 / _frobenius(rinv)
-        return Factors(qr, rinv), s_hi, decide(s_hi, s_lo, atol, rtol, max(m, n), eps) | bad
+        return QrFactors(qr, rinv), s_hi, decide(s_hi, s_lo, atol, rtol, max(m, n), eps) | bad
     diag = jnp.abs(jnp.sum(r * eye_like(r), axis=-1))  # the diagonal, one fused product
     screen = decide(jnp.max(diag, axis=-1), jnp.min(diag, axis=-1), atol, rtol, max(m, n), eps) | bad
     s_hi, s_lo = _estimates(r, screen)
-    return Factors(qr, None), s_hi, decide(s_hi, s_lo, atol, rtol, max(m, n), eps) | bad
+    return QrFactors(qr, None), s_hi, decide(s_hi, s_lo, atol, rtol, max(m, n), eps) | bad
 
 
-def qr_of(factors: Factors) -> tuple[jax.Array, jax.Array]:
+def qr_of(factors: QrFactors) -> tuple[jax.Array, jax.Array]:
     """The thin ``(Q, R)`` from :func:`factor`'s factors."""
     return _householder.q(factors.qr), factors.qr.r
 
 
-def _rinv(factors: Factors) -> jax.Array:
+def _rinv(factors: QrFactors) -> jax.Array:
     """The explicit ``R^-1``."""
     return trsm(factors.qr.r, eye_like(factors.qr.r)) if factors.rinv is None else factors.rinv
 
 
-def finish(a: jax.Array, factors: Factors, gram: bool) -> tuple[jax.Array, jax.Array | None]:
+def finish(a: jax.Array, factors: QrFactors, gram: bool) -> tuple[jax.Array, jax.Array | None]:
     """Stage 2: ``(X, R^-1 R^-H or None)`` from :func:`factor`'s factors.
 
     ``X = R^-1 Q^H``, formed as the adjoint of ``Q R^-H`` (one triangular
@@ -256,7 +256,7 @@ def finish(a: jax.Array, factors: Factors, gram: bool) -> tuple[jax.Array, jax.A
     return (xh if a.shape[-1] > a.shape[-2] else h(xh)), g
 
 
-def _apply_q(factors: Factors, y: jax.Array, adjoint: bool) -> jax.Array:
+def _apply_q(factors: QrFactors, y: jax.Array, adjoint: bool) -> jax.Array:
     """``Q y`` (``Q^H y`` with ``adjoint``; then only its first ``k`` rows) from the reflectors."""
     packed, taus, _ = factors.qr
     m, k = packed.shape[-2:]
@@ -269,7 +269,7 @@ def _apply_q(factors: Factors, y: jax.Array, adjoint: bool) -> jax.Array:
     return _ormqr(packed, taus, jnp.pad(y, pad), left=True, transpose=False)
 
 
-def solve(a: jax.Array, factors: Factors, b: jax.Array) -> jax.Array:
+def solve(a: jax.Array, factors: QrFactors, b: jax.Array) -> jax.Array:
     """``X b`` for :func:`finish`'s ``X``, without forming ``X``: ``lstsq``'s fast forward.
 
     ``R^-1 (Q^H b)`` (square and tall); wide: the minimum-norm ``Q (R^-H b)``.
@@ -280,6 +280,13 @@ def solve(a: jax.Array, factors: Factors, b: jax.Array) -> jax.Array:
         return _apply_q(factors, y, adjoint=False)
     qhb = _apply_q(factors, b, adjoint=True)
     return trsm(r, qhb) if rinv is None else mm(rinv, qhb)
+
+
+def _rank_and_values(clean: Clean) -> tuple[jax.Array, jax.Array]:
+    """Full rank (-1 if flagged), and NaN singular values: unknown without the SVD."""
+    k = min(clean.a.shape[-2:])
+    real = real_dtype(clean.a.dtype)
+    return float_rank(jnp.where(clean.bad, -1, k), real), nan_placeholder(clean.a, (k,), real)
 
 
 class QrPath:
@@ -299,7 +306,6 @@ class QrPath:
         """:class:`PinvParts` from the factors (every matrix qualified; ``values`` unknown: NaN)."""
         (a, bad), factors, s_hi = stage
         m, n = a.shape[-2:]
-        real = real_dtype(a.dtype)
         x, g = finish(a, factors, gram=m != n)
         if problem.hermitian:
             x = (x + h(x)) / 2
@@ -307,17 +313,13 @@ class QrPath:
         scale = unit_scale(s_hi).astype(a.dtype)[..., None, None]
         # (A^H A)^-1 (tall) or (A A^H)^-1 (wide), times c^2; empty if square
         gram = zero_tangent(a[..., :0, :0]) if g is None else g * (scale * jnp.conj(scale))
-        k = min(m, n)
-        rank = float_rank(jnp.where(bad, -1, k), real)
-        return PinvParts(p, gram, rank, scale, nan_placeholder(a, (k,), real))
+        rank, values = _rank_and_values(stage.clean)
+        return PinvParts(p, gram, rank, scale, values)
 
     def solve(self, stage: Stage, b: jax.Array, problem: Problem) -> SolveParts:
         """:class:`SolveParts` from the factors (``values`` unknown: NaN)."""
         (a, bad), factors, _ = stage
-        k = min(a.shape[-2:])
-        real = real_dtype(a.dtype)
-        x = nan_where(bad, solve(a, factors, b))
-        return SolveParts(x, float_rank(jnp.where(bad, -1, k), real), nan_placeholder(a, (k,), real))
+        return SolveParts(nan_where(bad, solve(a, factors, b)), *_rank_and_values(stage.clean))
 
 
 PATH = QrPath()

@@ -28,7 +28,7 @@ Reduction = Callable[[], tuple[jax.Array, jax.Array]]
 """A thin ``(Q, R)`` of ``a`` (tall) or ``a^H`` (wide) that another path already has, formed on demand."""
 
 
-class Factors(NamedTuple):
+class SvdFactors(NamedTuple):
     """``a = [q_left] left diag(values) right_h [q_right^H]``; the bracketed factors are a QR reduction's, or None."""
 
     left: jax.Array
@@ -46,7 +46,7 @@ class Decomposition(NamedTuple):
     """Which values are above the cutoff."""
     bad: jax.Array
     """Per matrix: its result must be NaN (non-finite input or a NaN tolerance)."""
-    factors: Factors
+    factors: SvdFactors
 
 
 def reduces(m: int, n: int) -> tuple[bool, bool]:
@@ -72,7 +72,7 @@ def decompose(
     a = clean.a
     if hermitian:
         values, u = jnp.linalg.eigh(a, symmetrize_input=False)
-        factors = Factors(u, h(u), None, None)
+        factors = SvdFactors(u, h(u), None, None)
         magnitude = jnp.abs(values)
     else:
         m, n = a.shape[-2:]
@@ -83,7 +83,7 @@ def decompose(
             q, core = _sharding.qr(core) if reduction is None else reduction()  # TSQR if row-sharded
             core = h(core) if wide else core
         u, values, vh = jnp.linalg.svd(core, full_matrices=False)
-        factors = Factors(u, vh, q if tall else None, q if wide else None)
+        factors = SvdFactors(u, vh, q if tall else None, q if wide else None)
         magnitude = values
     keep, nan_tol = _tolerance.keep(magnitude, largest(values, hermitian), atol, rtol)
     return Decomposition(values, keep, clean.bad | nan_tol, factors)
