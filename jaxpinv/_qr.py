@@ -107,14 +107,28 @@ class Stage(NamedTuple):
     s_hi: jax.Array
 
 
-def _norm(v: jax.Array) -> jax.Array:
+def _norm(x: jax.Array, axis: tuple[int, ...]) -> jax.Array:
+    """2-norm over ``axis`` (keeping it), computed on ``x`` divided by its largest magnitude.
+
+    The squares of ``x`` itself would overflow from about the square root of
+    the dtype's largest number and underflow below the root of its smallest
+    (float32: 1e19, 1e-19), where the estimates of :func:`decide` then read 0
+    or inf and turn every matrix at such a scale away from this path.
+    """
+    top = jnp.max(jnp.abs(x), axis=axis, keepdims=True)
+    top = jnp.where(top > 0, top, 1)  # the zero matrix stays 0; inf or NaN gives NaN: refused
+    y = x / top
+    return top * jnp.sqrt(jnp.sum(jnp.real(y * jnp.conj(y)), axis=axis, keepdims=True))
+
+
+def _vector_norm(v: jax.Array) -> jax.Array:
     """2-norm of each column vector ``(..., n, 1)``, shape ``(..., 1, 1)``."""
-    return jnp.sqrt(jnp.sum(jnp.real(v * jnp.conj(v)), axis=-2, keepdims=True))
+    return _norm(v, (-2,))
 
 
 def _frobenius(x: jax.Array) -> jax.Array:
-    """Frobenius norm of each matrix (inf where squares overflow: the test then refuses)."""
-    return jnp.sqrt(jnp.sum(jnp.real(x * jnp.conj(x)), axis=(-2, -1)))
+    """Frobenius norm of each matrix."""
+    return _norm(x, (-2, -1))[..., 0, 0]
 
 
 def _start(like: jax.Array) -> jax.Array:
@@ -156,7 +170,7 @@ def _power(
 
     v0 = _start(x)
     v, w = lax.fori_loop(0, STEPS, step, (v0, v0))
-    return (_norm(mm(x, v)) / _norm(v))[..., 0, 0], (_norm(w) / _norm(solve(w)))[..., 0, 0]
+    return (_vector_norm(mm(x, v)) / _vector_norm(v))[..., 0, 0], (_vector_norm(w) / _vector_norm(solve(w)))[..., 0, 0]
 
 
 def decide(s_hi: jax.Array, s_lo: jax.Array, atol: jax.Array, rtol: jax.Array, k: int, eps: float) -> jax.Array:
@@ -234,15 +248,18 @@ def _rinv(factors: QrFactors) -> jax.Array:
     return trsm(factors.qr.r, eye_like(factors.qr.r)) if factors.rinv is None else factors.rinv
 
 
-def finish(a: jax.Array, factors: QrFactors, gram: bool) -> tuple[jax.Array, jax.Array | None]:
-    """Stage 2: ``(X, R^-1 R^-H or None)`` from :func:`factor`'s factors.
+def finish(a: jax.Array, factors: QrFactors, scale: jax.Array | None) -> tuple[jax.Array, jax.Array | None]:
+    """Stage 2: ``(X, c^2 R^-1 R^-H or None)`` from :func:`factor`'s factors.
 
     ``X = R^-1 Q^H``, formed as the adjoint of ``Q R^-H`` (one triangular
     solve with ``m`` right-hand sides; Householder QR and the solve are
     backward stable as they are, no refinement needed), or as the product
     with the explicit small ``R^-1``; wide: ``X = Q R^-H`` from ``a^H = QR``.
-    With ``gram``, also ``R^-1 R^-H``, which is ``(A^H A)^-1`` (tall) or
-    ``(A A^H)^-1`` (wide), for the derivative.
+    Given the unit ``scale`` ``c`` (``(..., 1, 1)``), also ``c^2 R^-1 R^-H``,
+    which is ``c^2 (A^H A)^-1`` (tall) or ``c^2 (A A^H)^-1`` (wide), for the
+    derivative: formed from ``c R^-1`` (norm ``c / sigma_min``), since
+    ``R^-1 R^-H`` itself (``~ 1 / sigma^2``) under- or overflows where ``X``
+    does not.
     """
     q, r = qr_of(factors)
     if factors.rinv is None:  # Q R^-H: solve X R^H = Q from the right
@@ -250,9 +267,9 @@ def finish(a: jax.Array, factors: QrFactors, gram: bool) -> tuple[jax.Array, jax
     else:
         xh = mm_h(q, factors.rinv)
     g = None
-    if gram:
-        rinv = _rinv(factors)
-        g = mm_h(rinv, rinv)
+    if scale is not None:
+        unit = _rinv(factors) * scale
+        g = mm_h(unit, unit)
     return (xh if a.shape[-1] > a.shape[-2] else h(xh)), g
 
 
@@ -306,13 +323,13 @@ class QrPath:
         """:class:`PinvParts` from the factors (every matrix qualified; ``values`` unknown: NaN)."""
         (a, bad), factors, s_hi = stage
         m, n = a.shape[-2:]
-        x, g = finish(a, factors, gram=m != n)
+        scale = unit_scale(s_hi).astype(a.dtype)[..., None, None]
+        x, gram = finish(a, factors, scale if m != n else None)
         if problem.hermitian:
             x = (x + h(x)) / 2
         p = nan_where(bad, x)
-        scale = unit_scale(s_hi).astype(a.dtype)[..., None, None]
-        # (A^H A)^-1 (tall) or (A A^H)^-1 (wide), times c^2; empty if square
-        gram = zero_tangent(a[..., :0, :0]) if g is None else g * (scale * jnp.conj(scale))
+        if gram is None:  # square: the rule needs no gram; empty, varying like a inside a user's shard_map
+            gram = zero_tangent(a[..., :0, :0])
         rank, values = _rank_and_values(stage.clean)
         return PinvParts(p, gram, rank, scale, values)
 

@@ -33,7 +33,14 @@ def _damped_ref(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def _lstsq_full_ref(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     x = np.linalg.pinv(a) @ b
-    return np.append(x, np.sum(np.abs(b - a @ x) ** 2))
+    return np.concatenate([x, np.sum(np.abs(b - a @ x) ** 2, axis=0)[None]])
+
+
+def _lstsq_full(a: Any, b: Any, scale: Any = 1.0) -> Any:
+    """The solution with the residuals as one more row (one more entry for a vector ``b``), so that
+    column ``j`` of the output depends on column ``j`` of ``b`` alone; at ``scale``, ``x(c a) c``."""
+    x, residuals = jaxpinv.lstsq_full(a * scale, b)[:2]
+    return jnp.concatenate([x * scale, residuals[None]])
 
 
 @dataclass(frozen=True)
@@ -46,8 +53,17 @@ class Entry:
     """Does it take ``method`` (so every path may run), or is it the SVD's only?"""
     hermitian: bool = False
     differentiable: bool = True
-    error_call: Callable[[Any], Any] | None = None
-    """Called with a 1-D array: must raise naming the function."""
+    rhs: bool = False
+    """Does it take a right-hand side ``b`` (the output's last axis then runs over ``b``'s columns)?"""
+    at_scale: Callable[[Any, Any, str, Any], Any] | None = None
+    """``(a, b, method, c)``: the function of ``c a`` rescaled to equal ``call(a, b, method)``
+    (homogeneity: ``pinv(c a) c = pinv(a)``); None means ``call(c a, b, method) * c``."""
+
+    def scaled(self, a: Any, b: Any, method: str, c: Any) -> Any:
+        """The function computed at ``c a`` and rescaled: equal to ``call(a, b, method)`` for every ``c``."""
+        if self.at_scale is None:
+            return self.call(a * c, b, method) * c
+        return self.at_scale(a, b, method, c)
 
     def shapes(self) -> list[str]:
         return ["square"] if self.hermitian else list(SHAPES)
@@ -80,13 +96,31 @@ FUNCTIONS: dict[str, Entry] = {
         lambda a, b: np.asarray(np.linalg.matrix_rank(a)),
         method=False,
         differentiable=False,
+        at_scale=lambda a, b, method, c: jaxpinv.matrix_rank(a * c),
     ),
-    "lstsq": Entry(lambda a, b, method: jaxpinv.lstsq(a, b, method=method), lambda a, b: np.linalg.pinv(a) @ b),
-    "lstsq_full": Entry(lambda a, b, method: jnp.append(*jaxpinv.lstsq_full(a, b)[:2]), _lstsq_full_ref, method=False),
+    "lstsq": Entry(
+        lambda a, b, method: jaxpinv.lstsq(a, b, method=method), lambda a, b: np.linalg.pinv(a) @ b, rhs=True
+    ),
+    "lstsq_full": Entry(
+        lambda a, b, method: _lstsq_full(a, b),
+        _lstsq_full_ref,
+        method=False,
+        rhs=True,
+        at_scale=lambda a, b, method, c: _lstsq_full(a, b, c),
+    ),
     "lstsq_damping": Entry(
-        lambda a, b, method: jaxpinv.lstsq(a, b, damping=DAMPING), lambda a, b: _damped_ref(a, b) @ b, method=False
+        lambda a, b, method: jaxpinv.lstsq(a, b, damping=DAMPING),
+        lambda a, b: _damped_ref(a, b) @ b,
+        method=False,
+        rhs=True,
+        at_scale=lambda a, b, method, c: jaxpinv.lstsq(a * c, b, damping=DAMPING * c) * c,
     ),
-    "damped_pinv": Entry(lambda a, b, method: jaxpinv.damped_pinv(a, DAMPING), _damped_ref, method=False),
+    "damped_pinv": Entry(
+        lambda a, b, method: jaxpinv.damped_pinv(a, DAMPING),
+        _damped_ref,
+        method=False,
+        at_scale=lambda a, b, method, c: jaxpinv.damped_pinv(a * c, DAMPING * c) * c,
+    ),
 }
 
 
@@ -95,11 +129,12 @@ def method_of(path: str) -> str:
     return "svd" if path == "svd" else "auto"
 
 
-def cases(differentiable: bool = False, quick: str = "all") -> list[Any]:
+def cases(differentiable: bool = False, quick: str = "all", offset: int = 0) -> list[Any]:
     """``pytest.param(name, path, shape)`` for every function x path x shape class.
 
     ``quick="one"``: each function x path runs one shape class in the quick
-    suite (rotating, so every class appears) and the others under ``-m slow``.
+    suite (rotating, so every class appears; ``offset`` shifts the rotation, so
+    that two tests together cover two classes) and the others under ``-m slow``.
     """
     out = []
     for i, (name, entry) in enumerate(FUNCTIONS.items()):
@@ -108,23 +143,31 @@ def cases(differentiable: bool = False, quick: str = "all") -> list[Any]:
         for j, path in enumerate(entry.paths()):
             shapes = [shape for shape in entry.shapes() if TAKES[path](entry, shape)]
             for shape in shapes:
-                slow = quick == "one" and shape != shapes[(i + j) % len(shapes)]
+                slow = quick == "one" and shape != shapes[(i + j + offset) % len(shapes)]
                 marks = [pytest.mark.slow] if slow else []
                 out.append(pytest.param(name, path, shape, id=f"{name}-{path}-{shape}", marks=marks))
     return out
 
 
 def inputs(
-    name: str, shape: str, dtype: Any = np.float64, batch: tuple[int, ...] = (), seed: int = 0
+    name: str,
+    shape: str,
+    dtype: Any = np.float64,
+    batch: tuple[int, ...] = (),
+    seed: int = 0,
+    cond: float = 5.0,
+    columns: int | None = None,
 ) -> tuple[Any, Any]:
-    """A full-rank, well-conditioned ``a`` (cond 5: every path may take it) and a right-hand side ``b``."""
+    """A full-rank ``a`` (cond 5 by default: every path may take it) and a vector right-hand side ``b``
+    (a matrix of ``columns`` right-hand sides if given)."""
     from helpers import random_matrix
 
     rng = np.random.default_rng(seed)
     m, n = SHAPES[shape]
-    a = random_matrix(rng, batch + (m, n), dtype, cond=5.0)
-    if FUNCTIONS[name].hermitian:
-        a = a + np.conj(np.swapaxes(a, -1, -2))
-        a = (a + 4 * np.eye(m)).astype(dtype)  # eigenvalues in [2, 6]: full rank, cond <= 3
-    b = random_matrix(rng, batch + (m, 1), dtype, cond=1.0)[..., 0]
-    return a, b
+    a = random_matrix(rng, batch + (m, n), dtype, cond=cond)
+    if FUNCTIONS[name].hermitian:  # Q diag(+-s) Q^H, |eigenvalues| from 1 down to 1/cond, indefinite
+        q = random_matrix(rng, batch + (m, m), np.complex128 if np.iscomplexobj(a) else np.float64, cond=1.0)
+        values = np.logspace(0, -np.log10(cond), m) * (-1.0) ** np.arange(m)
+        a = ((q * values) @ np.conj(np.swapaxes(q, -1, -2))).astype(dtype)
+    b = random_matrix(rng, batch + (m, columns or 1), dtype, cond=1.0)
+    return a, (b if columns else b[..., 0])

@@ -110,3 +110,62 @@ def test_the_registry_covers_every_public_function_and_path():
     named = {n.split("_hermitian")[0].replace("lstsq_damping", "lstsq") for n in FUNCTIONS}
     assert named == public, (named, public)
     assert {c.values[1] for c in cases()} == set(registry.PATHS)  # every registered path runs somewhere
+
+
+# --------------------------------------------------------------------------- #
+# Scale, non-finite input and 16-bit dtypes, on every function and path
+# --------------------------------------------------------------------------- #
+
+# Exact powers of two across each dtype's range (c a is exact, so a rescaled result differs from the
+# unit-scale one only by rounding); the gradient is checked where its internal cotangents (~ c^-2
+# times the unit ones) are representable with room: |log2 c| <= 45 (float32), 490 (float64).
+SCALES = {
+    np.float32: (2.0**-100, 2.0**-62, 2.0**-45, 2.0**45, 2.0**62, 2.0**100),
+    np.float64: (2.0**-997, 2.0**-510, 2.0**-490, 2.0**490, 2.0**510, 2.0**997),
+}
+GRAD_SCALE = {np.float32: 45, np.float64: 490}
+
+
+@X64
+@pytest.mark.parametrize(
+    "dtype,name,path,shape",
+    [pytest.param(np.float32, *c.values, id=f"float32-{c.id}", marks=c.marks) for c in cases(quick="one", offset=1)]
+    + [pytest.param(np.float64, *c.values, id=f"float64-{c.id}", marks=c.marks) for c in cases(quick="one", offset=2)],
+)
+def test_scale_invariance_on_every_path(dtype, name, path, shape):
+    # f(c a), rescaled by the function's homogeneity (registry.Entry.scaled), equals f(a): forward,
+    # jvp and gradient, with no overflow or underflow inside, on the path asked for. The unit-scale
+    # values are checked against NumPy and central differences above; here they are the reference.
+    # Tolerance: the difference of two roundings, forward O(n eps cond) and derivative
+    # O(n eps cond^2) (forward_tol with cond^2; cond 5).
+    entry, method = FUNCTIONS[name], method_of(path)
+    rng = np.random.default_rng(5)
+    a, b = (jnp.asarray(x) for x in inputs(name, shape, dtype=dtype, seed=5))
+    da = jnp.asarray(rng.standard_normal(a.shape).astype(dtype))
+    if entry.hermitian:
+        da = (da + da.T) / 2
+    n = max(a.shape)
+
+    @jax.jit
+    def value_and_tangent(c):
+        f = lambda a: entry.scaled(a, b, method, c)  # noqa: E731
+        return jax.jvp(f, (a,), (da,)) if entry.differentiable else (f(a), jnp.zeros(()))
+
+    @jax.jit
+    def gradient(c):
+        w = jnp.cos(jnp.arange(np.prod(jax.eval_shape(lambda: entry.call(a, b, "svd")).shape), dtype=dtype))
+        return jax.grad(lambda a: jnp.sum(jnp.ravel(entry.scaled(a, b, method, c)) * w))(a)
+
+    value, tangent = value_and_tangent(dtype(1.0))
+    grad = gradient(dtype(1.0)) if entry.differentiable else None
+    for c in SCALES[dtype]:
+        if entry.method:
+            assert path_taken(a * dtype(c), hermitian=entry.hermitian, method=method) == path, c
+        vc, tc = value_and_tangent(dtype(c))
+        if not entry.differentiable:
+            assert int(vc) == int(value), c
+            continue
+        assert rel_err(vc, value) < forward_tol(dtype, 5.0, n), c
+        assert rel_err(tc, tangent) < forward_tol(dtype, 25.0, n), (c, rel_err(tc, tangent))
+        if abs(np.log2(c)) <= GRAD_SCALE[dtype]:
+            assert rel_err(gradient(dtype(c)), grad) < forward_tol(dtype, 25.0, n), c

@@ -13,9 +13,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import eps, random_matrix
+from helpers import eps, forward_tol, random_matrix, rel_err
 
 import jaxpinv
+from jaxpinv.internal import path_taken
 
 # exact powers of two near 1e±30 (float32) and 1e±300 (float64)
 SCALES = {np.float32: [2.0**-100, 2.0**-60, 2.0**60, 2.0**100], np.float64: [2.0**-997, 2.0**-500, 2.0**500, 2.0**997]}
@@ -152,3 +153,28 @@ def test_damped_pinv_hessian_at_small_scale_float32():
     assert np.all(np.isfinite(hc))
     tol = 1000 * eps(np.float32) * 30  # cond^3 of the second derivative, cond 3
     np.testing.assert_allclose(hc * c**3, h1, rtol=tol, atol=tol * np.abs(h1).max())
+
+
+@pytest.mark.parametrize("dtype,exponents", [(np.float32, (60, 62, -62)), (np.float64, (508, 510, -510))])
+@pytest.mark.parametrize("method", ["auto", "svd"])
+@pytest.mark.parametrize("wide", [False, True])
+@pytest.mark.x64  # float64 inputs or references (see conftest)
+def test_fast_path_derivative_at_extreme_scale(dtype, exponents, method, wide):
+    # Issue 21 #1: a full-rank 100 x 60 matrix (cond 10) at c = 2^62 (float32) took the QR path
+    # and its jvp was off by 0.09-0.3 (c^2 R^-1 R^-H was formed from R^-1 R^-H, flushed to zero).
+    # The jvp along c dA, times c, must equal the unit-scale jvp: the difference of two roundings,
+    # O(n eps cond^2) (forward_tol with cond^2 = 100).
+    rng = np.random.default_rng(7)
+    a = random_matrix(rng, (100, 60), np.float64, cond=10.0).astype(dtype)
+    d = rng.standard_normal(a.shape).astype(dtype)
+    if wide:
+        a, d = a.T, d.T
+
+    @jax.jit
+    def tangent(c):
+        return jax.jvp(lambda x: jaxpinv.pinv(x * c, method=method) * c, (a,), (d,))[1]
+
+    unit = tangent(dtype(1.0))
+    for k in exponents:
+        assert path_taken(a * dtype(2.0**k), method=method) == ("qr" if method == "auto" else "svd")
+        assert rel_err(tangent(dtype(2.0**k)), unit) < forward_tol(dtype, 100.0, 100), k
