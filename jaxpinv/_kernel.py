@@ -41,7 +41,8 @@ class Clean(NamedTuple):
 
     a: jax.Array
     bad: jax.Array
-    """Per matrix: did it hold NaN or Inf? Its result must be NaN."""
+    """Per matrix ``(...)``, or per column ``(..., 1, k)`` of right-hand sides: did it hold NaN or Inf?
+    Its result must be NaN."""
 
 
 class PinvParts(NamedTuple):
@@ -130,6 +131,16 @@ def sanitize(a: jax.Array) -> Clean:
     """The per-matrix non-finite flags, and ``a`` with those matrices replaced by zeros."""
     bad = non_finite(a)
     return Clean(zero_where(bad, a), bad)
+
+
+def sanitize_columns(b: jax.Array) -> Clean:
+    """Per column of right-hand sides ``(..., m, k)``: the flags ``(..., 1, k)``, and ``b`` with those columns zeroed.
+
+    Column ``j`` of a solution depends on column ``j`` of ``b`` alone, so a
+    non-finite entry spoils its own column and nothing else.
+    """
+    bad = ~jnp.all(jnp.isfinite(b), axis=-2, keepdims=True)
+    return Clean(zero_where(bad, b), bad)
 
 
 def masked_reciprocal(values: jax.Array, keep: jax.Array) -> jax.Array:

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from jaxpinv import _check, _damped_core, _lstsq_core, _preamble, _svd, _validate
-from jaxpinv._kernel import nan_where, rank, real_dtype, sanitize
+from jaxpinv._kernel import nan_where, rank, real_dtype, sanitize, sanitize_columns, zero_where
 from jaxpinv._linalg import h, mm
 from jaxpinv._preamble import Spec
 
@@ -75,8 +75,10 @@ def lstsq(
     **Returns:**
 
     ``x`` of shape ``(*, n, k)`` (or ``(*, n)``), in the promoted dtype of `a`
-    and `b`. Non-finite entries in a matrix of `a` or in its right-hand side
-    make that solution all-NaN, and only that one.
+    and `b`. A matrix of `a` holding NaN or Inf gets an all-NaN solution;
+    a NaN or Inf in column ``j`` of `b` makes column ``j`` of its solution
+    NaN (each column depends on its own column of `b` alone). Nothing else
+    is touched, derivatives included.
 
     **Raises:** as [`pinv`][jaxpinv.pinv] (naming ``lstsq``), and `ValueError` if `b`'s
     rows do not match `a`'s or the batch dimensions do not broadcast (with
@@ -133,8 +135,8 @@ def lstsq_full(a: ArrayLike, b: ArrayLike, *, atol: Tolerance = None, rtol: Tole
     the solution (so ``rank`` is :func:`matrix_rank`'s and counts exactly the
     values the solution uses); `b` does not enter them. A non-finite matrix
     of `a` (or a NaN tolerance) has rank -1 and NaN singular values; a
-    non-finite right-hand side leaves them as they are and makes only that
-    solution and its residuals NaN. All of this is the same under every
+    non-finite column of `b` leaves them as they are and makes only that
+    column's solution and residual NaN. All of this is the same under every
     transformation (``jit``, ``vmap``, ``jvp``, ``grad``).
 
     **Raises:** as :func:`lstsq`.
@@ -190,7 +192,10 @@ def _lstsq_full_impl(a: jax.Array, b: jax.Array, atol: Any, rtol: Any, spec: Spe
             nan_where(d.bad, d.values).astype(real),
         )
     out = _lstsq_core.parts(x.a, b, x.atol, x.rtol, False)
-    residuals = jnp.sum(jnp.abs(b - mm(x.a, out.x)) ** 2, axis=-2)
+    # Per column, from the finite columns only: a NaN column must not reach the others' derivatives.
+    rhs = sanitize_columns(b)
+    residuals = jnp.sum(jnp.abs(rhs.a - mm(x.a, zero_where(rhs.bad, out.x))) ** 2, axis=-2)
+    residuals = nan_where(rhs.bad[..., 0, :], residuals)
     return LstsqResult(
         out.x.astype(spec.out), residuals.astype(real), out.rank.astype(jnp.int32), out.values.astype(real)
     )
@@ -207,5 +212,5 @@ def _damped_lstsq_impl(a: jax.Array, b: jax.Array, damping: Any, spec: Spec) -> 
         return jnp.zeros(spec.batch + (n, b.shape[-1]), spec.out)
     wide = m < n
     p = _damped_core.pinv(h(x.a) if wide else x.a, x.damping, x.atol, x.rtol)
-    rhs = sanitize(b)  # a non-finite right-hand side makes its solution all-NaN, as in lstsq
+    rhs = sanitize_columns(b)  # a non-finite column of b makes that column of x NaN, as in lstsq
     return nan_where(rhs.bad, mm(h(p) if wide else p, rhs.a)).astype(spec.out)

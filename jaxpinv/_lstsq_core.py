@@ -18,7 +18,7 @@ from jax import lax
 
 from jaxpinv import _dispatch, _pinv_core
 from jaxpinv._batching import all_true
-from jaxpinv._kernel import Problem, SolveParts, nan_where, sanitize
+from jaxpinv._kernel import Problem, SolveParts, nan_where, sanitize, sanitize_columns
 from jaxpinv._linalg import hmm, hmv, mm, zero_tangent
 
 
@@ -28,9 +28,9 @@ def parts(a: jax.Array, b: jax.Array, atol: jax.Array, rtol: jax.Array, auto: bo
 
     ``rank`` and the singular values describe `a` alone, as
     :func:`jaxpinv._pinv_core.parts` gives them (the rule takes them from
-    there). A non-finite right-hand side makes its solution NaN.
+    there). A non-finite column of ``b`` makes that column of ``x`` NaN.
     """
-    rhs = sanitize(b)
+    rhs = sanitize_columns(b)
     out = _dispatch.solve(sanitize(a), rhs.a, atol, rtol, Problem.of(a, False), auto)
     return out._replace(x=nan_where(rhs.bad, out.x))
 
@@ -43,9 +43,11 @@ def _parts_jvp(auto: bool, primals: tuple[jax.Array, ...], tangents: tuple[Any, 
     # P from pinv's own custom_jvp keeps higher derivatives stable; x = P b is then differentiable through it.
     pp = _pinv_core.parts(a, atol, rtol, False, auto)
     p, rank, scale = pp.p, pp.rank, pp.scale
-    rhs = sanitize(b)  # as in the forward: a non-finite right-hand side makes that solution NaN
+    # As in the forward: a non-finite column of b makes that column of x (and of dx) NaN. The terms
+    # below use the zeroed columns, so in reverse mode no NaN reaches the other columns' cotangents.
+    rhs = sanitize_columns(b)
     b = rhs.a
-    x = nan_where(rhs.bad, mm(p, b))
+    x = mm(p, b)
     # Batch-level predicates, unbatched under vmap (see _batching); a
     # non-finite matrix (rank -1) counts as full rank, its tangent is NaN.
     full_col = all_true((rank == n) | (rank < 0))  # P A = I: the third term vanishes
@@ -73,5 +75,6 @@ def _parts_jvp(auto: bool, primals: tuple[jax.Array, ...], tangents: tuple[Any, 
     # reverse mode materialises a single cotangent for dA.
     branches = [base, lambda: base() + third(), lambda: base() + second(), lambda: base() + second() + third()]
     index = (~full_row).astype(jnp.int32) * 2 + (~full_col).astype(jnp.int32)
-    dx = lax.switch(index, branches)
-    return SolveParts(x, rank, pp.values), SolveParts(dx, zero_tangent(rank), zero_tangent(pp.values))
+    dx = nan_where(rhs.bad, lax.switch(index, branches))
+    out = SolveParts(nan_where(rhs.bad, x), rank, pp.values)
+    return out, SolveParts(dx, zero_tangent(rank), zero_tangent(pp.values))

@@ -33,14 +33,16 @@ def _damped_ref(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def _lstsq_full_ref(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     x = np.linalg.pinv(a) @ b
-    return np.concatenate([x, np.sum(np.abs(b - a @ x) ** 2, axis=0)[None]])
+    return np.concatenate([x, np.sum(np.abs(b - a @ x) ** 2, axis=0)[None]])  # one more row (entry)
 
 
 def _lstsq_full(a: Any, b: Any, scale: Any = 1.0) -> Any:
     """The solution with the residuals as one more row (one more entry for a vector ``b``), so that
     column ``j`` of the output depends on column ``j`` of ``b`` alone; at ``scale``, ``x(c a) c``."""
     x, residuals = jaxpinv.lstsq_full(a * scale, b)[:2]
-    return jnp.concatenate([x * scale, residuals[None]])
+    if jnp.ndim(b) == jnp.ndim(a) - 1:  # vector right-hand sides: x (*, n), residuals (*)
+        return jnp.concatenate([x * scale, residuals[..., None]], axis=-1)
+    return jnp.concatenate([x * scale, residuals[..., None, :]], axis=-2)
 
 
 @dataclass(frozen=True)

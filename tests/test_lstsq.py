@@ -436,3 +436,18 @@ def test_float32_jvp_matches_float64_finite_differences(shape):
     assert t.dtype == jnp.float32
     tol = forward_tol(f32, 9.0, max(shape))  # cond^2 = 9
     np.testing.assert_allclose(np.asarray(t, np.float64), fd, rtol=0, atol=tol * np.abs(fd).max())
+
+
+@pytest.mark.parametrize("method", ["auto", "svd"])
+def test_nan_in_one_column_of_b_spoils_only_that_column(method):
+    # Issue 21 #2's reproduction: numpy.linalg.lstsq (and pinv(a) @ b) give column 0 finite.
+    a = np.array([[2.0, 0.0], [0.0, 4.0], [1.0, 1.0]], np.float32)
+    b = np.array([[1.0, np.nan], [2.0, 0.0], [3.0, 1.0]], np.float32)
+    ref = np.linalg.lstsq(a.astype(np.float64), b[:, :1].astype(np.float64), rcond=None)
+    tol = 10 * 3 * float(np.finfo(np.float32).eps) * 4  # forward error O(n eps cond), cond 4
+    for x in (jaxpinv.lstsq(a, b, method=method), jaxpinv.lstsq(a, b, damping=0.0)):
+        np.testing.assert_allclose(x[:, 0], ref[0][:, 0], rtol=tol)
+        assert np.all(np.isnan(x[:, 1]))
+    full = jaxpinv.lstsq_full(a, b)
+    np.testing.assert_allclose(full.residuals[0], ref[1][0], rtol=tol)
+    assert np.isnan(full.residuals[1]) and int(full.rank) == 2

@@ -169,3 +169,84 @@ def test_scale_invariance_on_every_path(dtype, name, path, shape):
         assert rel_err(tc, tangent) < forward_tol(dtype, 25.0, n), (c, rel_err(tc, tangent))
         if abs(np.log2(c)) <= GRAD_SCALE[dtype]:
             assert rel_err(gradient(dtype(c)), grad) < forward_tol(dtype, 25.0, n), c
+
+
+def _central_gradient(f, x: np.ndarray, h: float = 1e-6) -> np.ndarray:
+    """Central differences of a scalar NumPy function, entry by entry (float64 reference)."""
+    g = np.zeros_like(x)
+    for i in np.ndindex(x.shape):
+        e = np.zeros_like(x)
+        e[i] = h
+        g[i] = (f(x + e) - f(x - e)) / (2 * h)
+    return g
+
+
+@X64
+@pytest.mark.parametrize("name,path,shape", [c for c in cases(quick="one") if FUNCTIONS[c.values[0]].rhs])
+def test_non_finite_column_of_b_spoils_only_its_own_solution(name, path, shape):
+    # Column j of the solution (and residual) depends on column j of b alone (issue 21 #2): a NaN
+    # in column 1 and an Inf in column 2 make those columns NaN; column 0 equals the float64
+    # reference, and so do its derivatives in a and b (central differences of the reference,
+    # h = 1e-6: good to ~1e-8 relative here; tol 1e-6). The other columns' gradient is zero.
+    entry, method = FUNCTIONS[name], method_of(path)
+    a, b = inputs(name, shape, seed=6, columns=3)
+    b[0, 1], b[-1, 2] = np.nan, np.inf
+    if entry.method:
+        _assert_path(name, path, a)
+    out = np.asarray(entry.call(jnp.asarray(a), jnp.asarray(b), method))
+    assert np.all(np.isnan(out[..., 1:]))
+    ref = entry.reference(a, b[:, 0])
+    assert rel_err(out[..., 0], ref) < forward_tol(np.float64, 5.0, max(a.shape))
+
+    w = np.cos(np.arange(ref.size))  # a loss on column 0 only
+
+    def loss(a, b):
+        return jnp.sum(entry.call(a, b, method)[..., 0] * w)
+
+    ga, gb = jax.grad(loss, argnums=(0, 1))(jnp.asarray(a), jnp.asarray(b))
+    ref_ga = _central_gradient(lambda x: np.sum(entry.reference(x, b[:, 0]) * w), a)
+    ref_gb = _central_gradient(lambda y: np.sum(entry.reference(a, y) * w), b[:, 0])
+    np.testing.assert_allclose(ga, ref_ga, rtol=1e-6, atol=1e-6 * np.abs(ref_ga).max())
+    np.testing.assert_allclose(gb[:, 0], ref_gb, rtol=1e-6, atol=1e-6 * np.abs(ref_gb).max())
+    np.testing.assert_array_equal(gb[:, 1:], 0.0)
+    # Forward mode: column 0's tangent along (da, db) is finite and matches the gradient.
+    rng = np.random.default_rng(7)
+    da, db = rng.standard_normal(a.shape), rng.standard_normal(b.shape)
+    tangent = jax.jvp(lambda a, b: entry.call(a, b, method), (jnp.asarray(a), jnp.asarray(b)), (da, db))[1]
+    expected = np.sum(ref_ga * da) + np.sum(ref_gb * db[:, 0])
+    np.testing.assert_allclose(np.sum(np.asarray(tangent)[..., 0] * w), expected, rtol=1e-6)
+
+
+@X64
+@pytest.mark.parametrize("bad", [np.nan, np.inf], ids=["nan", "inf"])
+@pytest.mark.parametrize("name,path,shape", cases(quick="one", offset=1))
+def test_non_finite_matrix_spoils_only_its_own_result(name, path, shape, bad):
+    # In a batch of three, matrix 1 holds a NaN or an Inf: its result is NaN (rank -1), the others
+    # equal the float64 reference, on the path asked for (a flagged matrix never sends the batch
+    # elsewhere), batched and per matrix under vmap; the gradient of a loss on the other two
+    # matrices is finite there and equals their per-matrix gradient (1e-10: summation order only).
+    entry, method = FUNCTIONS[name], method_of(path)
+    a, b = inputs(name, shape, batch=(3,), seed=8)
+    a[1, -1, 0] = bad  # in the lower triangle, which hermitian=True reads
+    _assert_path(name, path, a)
+    for out in (entry.call(a, b, method), jax.vmap(lambda a, b: entry.call(a, b, method))(a, b)):
+        out = np.asarray(out)
+        if name == "matrix_rank":
+            assert out.tolist() == [int(entry.reference(a[0], b[0])), -1, int(entry.reference(a[2], b[2]))]
+            continue
+        assert np.all(np.isnan(out[1]))
+        ref = np.stack([entry.reference(a[i], b[i]) for i in (0, 2)])
+        assert rel_err(out[[0, 2]], ref) < forward_tol(np.float64, 5.0, max(a.shape[-2:]))
+    if not entry.differentiable:
+        return
+    keep = jnp.asarray([1.0, 0.0, 1.0])
+
+    def loss(a, b):
+        out = entry.call(a, b, method)
+        return jnp.sum(jnp.sin(out) * keep.reshape((3,) + (1,) * (out.ndim - 1)))
+
+    ga, gb = jax.grad(loss, argnums=(0, 1))(jnp.asarray(a), jnp.asarray(b))
+    for i in (0, 2):
+        ra, rb = jax.grad(lambda a, b: jnp.sum(jnp.sin(entry.call(a, b, method))), argnums=(0, 1))(a[i], b[i])
+        np.testing.assert_allclose(ga[i], ra, rtol=1e-10, atol=1e-10 * np.abs(ra).max())
+        np.testing.assert_allclose(gb[i], rb, rtol=1e-10, atol=1e-10 * np.abs(rb).max() + 1e-300)
