@@ -100,5 +100,5 @@ def check(
     # a is factored at its own batch and the damping's when b alone enlarges the batch (lstsq with damping)
     a_batch = _validate.batch_shape(fname, arr.shape, lam, None, tol_names) if damped else batch
     m, n = arr.shape[-2:]
-    atol, rtol = _tolerance.host_pair(atol, rtol, m, n, out)
+    atol, rtol = _tolerance.host_pair(atol, rtol, m, n, compute)
     return Checked(arr, atol, rtol, Spec(compute, out, batch, a_batch, hermitian), barr, vector, lam)

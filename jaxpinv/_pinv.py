@@ -57,7 +57,8 @@ def pinv(
       torch). It may be traced (a jit argument, vmapped). It is not
       differentiated: its gradient is zero.
     - `rtol`: relative tolerance, same forms as `atol`. ``None`` means
-      ``max(m, n) * eps`` of the input dtype where `atol` is ``None`` or 0, and
+      ``max(m, n) * eps`` of the dtype the computation runs in (the input's;
+      float32 for float16/bfloat16) where `atol` is ``None`` or 0, and
       0 where ``atol > 0``.
     - `hermitian`: if ``True``, `a` must be square and is taken to be
       Hermitian (symmetric if real): only its **lower triangle** is read (the

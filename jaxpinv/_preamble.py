@@ -20,9 +20,9 @@ class Spec(NamedTuple):
     """What the host check found (hashable: a static argument of the jitted implementations)."""
 
     compute: Any
-    """The dtype the factorizations run in."""
+    """The dtype the factorizations run in; its eps sets the default ``rtol``."""
     out: Any
-    """The dtype of the result; its eps sets the default ``rtol``."""
+    """The dtype of the result."""
     batch: tuple[int, ...]
     """The result's batch shape: ``a``, ``b``, the tolerances and the damping broadcast."""
     a_batch: tuple[int, ...]
@@ -65,7 +65,7 @@ def prepare(
     """
     m, n = a.shape[-2:]
     a = jnp.broadcast_to(a.astype(spec.compute), spec.a_batch + (m, n))
-    atol, rtol = _tolerance.resolve(atol, rtol, spec.a_batch, m, n, spec.out)
+    atol, rtol = _tolerance.resolve(atol, rtol, spec.a_batch, m, n, spec.compute)
     if damping is not None:
         damping = jnp.broadcast_to(jnp.abs(jnp.asarray(damping).astype(real_dtype(spec.compute))), spec.a_batch)
     together = False  # does b meet a at one batch sharding?

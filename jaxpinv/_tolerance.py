@@ -5,7 +5,13 @@
 
 ``atol=None`` means 0. ``rtol=None`` means ``max(m, n) * eps`` where ``atol`` is
 None or 0 and 0 where ``atol > 0`` (elementwise, so it works for traced and
-array tolerances too); ``eps`` is the machine epsilon of the input's real dtype.
+array tolerances too); ``eps`` is the machine epsilon of the real dtype the
+decomposition runs in: the input's, except float16/bfloat16, computed in
+float32. The default cutoff stands for the rounding the *computation* adds
+(``~ max(m, n) eps sigma_max``), as for every other dtype: 16-bit input is
+held exactly in float32, and its own eps (bfloat16: 2^-7, so ``max(m, n) eps
+>= 1`` from 128 on) would drop well-conditioned matrices whole. Data known
+only to 16-bit accuracy wants an explicit ``rtol`` of that size.
 
 The cutoff and the comparison are computed in the widest float JAX has
 (float64 with ``jax_enable_x64``, else float32), whatever the input's dtype:
@@ -47,7 +53,7 @@ def host(value: Any) -> Any:
     return np.where(up, np.nextafter(rounded, np.float32(-np.inf)), rounded).astype(np.float32)
 
 
-def host_pair(atol: Any, rtol: Any, m: int, n: int, input_dtype: Any) -> tuple[Any, Any]:
+def host_pair(atol: Any, rtol: Any, m: int, n: int, compute_dtype: Any) -> tuple[Any, Any]:
     """Both tolerances through :func:`host`, the default rtol decided on the exact atol.
 
     ``rtol=None`` means 0 where ``atol > 0``: decided here on the value the user
@@ -57,13 +63,13 @@ def host_pair(atol: Any, rtol: Any, m: int, n: int, input_dtype: Any) -> tuple[A
     """
     if rtol is None and atol is not None and not isinstance(atol, jax.Array):
         exact = np.asarray(atol, dtype=np.float64)
-        rtol = np.where(exact > 0, 0.0, default_rtol(m, n, input_dtype))
+        rtol = np.where(exact > 0, 0.0, default_rtol(m, n, compute_dtype))
     return host(atol), host(rtol)
 
 
-def default_rtol(m: int, n: int, input_dtype: Any) -> float:
-    """``max(m, n) * eps`` of the input's real dtype (float16 uses float16's eps)."""
-    real = jnp.finfo(input_dtype).dtype  # the real dtype of a complex one
+def default_rtol(m: int, n: int, compute_dtype: Any) -> float:
+    """``max(m, n) * eps`` of the real dtype the decomposition runs in (float32 for 16-bit input)."""
+    real = jnp.finfo(compute_dtype).dtype  # the real dtype of a complex one
     return max(m, n) * float(jnp.finfo(real).eps)
 
 
@@ -73,7 +79,7 @@ def resolve(
     batch: tuple[int, ...],
     m: int,
     n: int,
-    input_dtype: Any,
+    compute_dtype: Any,
 ) -> tuple[jax.Array, jax.Array]:
     """Return ``(atol, rtol)`` as arrays of shape ``batch`` in the wide dtype.
 
@@ -82,7 +88,7 @@ def resolve(
     touches is NaN rather than silently wrong. Tolerances are never
     differentiated: their tangents are cut here.
     """
-    default = default_rtol(m, n, input_dtype)
+    default = default_rtol(m, n, compute_dtype)
     real_dtype = wide_dtype()
     if atol is None:
         atol_arr = jnp.zeros((), real_dtype)

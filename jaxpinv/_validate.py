@@ -22,8 +22,9 @@ def matrix_dtypes(fname: str, argname: str, a: Any, min_ndim: int = 2) -> tuple[
 
     ``a`` must be array-like with a numeric (or boolean) dtype and at least two
     dimensions. Integers and booleans promote to JAX's default float dtype like
-    ``jnp.linalg`` does; floating types narrower than 32 bits (float16,
-    bfloat16, ...) are computed in float32 and returned in their own dtype.
+    ``jnp.linalg`` does; float16 and bfloat16 are computed in float32 and
+    returned in their own dtype; 8-bit and narrower floats (float8_*,
+    float4_*) are rejected.
     """
     a = native_byte_order(a)
     compute_dtype, out_dtype = dtypes(fname, argname, _dtype_of(fname, argname, a))
@@ -47,6 +48,12 @@ def dtypes(fname: str, argname: str, dtype: Any) -> tuple[Any, Any]:
         dtype = _tolerance.wide_dtype()  # float64 under x64, else float32
         return dtype, dtype
     if jnp.issubdtype(dtype, jnp.inexact):
+        if jnp.issubdtype(dtype, jnp.floating) and jnp.dtype(dtype).itemsize < 2:
+            raise TypeError(
+                f"{fname}: argument '{argname}' has dtype {jnp.dtype(dtype).name}, narrower than 16 bits: its 1-4 "
+                "significant bits cannot hold a pseudo-inverse or a solution. Cast it to float16, bfloat16 or "
+                "float32 first."
+            )
         if jnp.issubdtype(dtype, jnp.floating) and jnp.dtype(dtype).itemsize < 4:
             return jnp.dtype(jnp.float32), dtype
         return dtype, dtype

@@ -48,11 +48,48 @@ def test_half_precision_computed_in_float32_returned_in_input_dtype(dtype, hermi
     assert err < 2 * eps(dtype), err
 
 
-def test_half_precision_default_rtol_uses_its_own_eps():
-    # float16 eps = 2^-10 ~ 9.8e-4; for 3x3 the default cutoff is ~2.9e-3 * s_max.
+@pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16])
+@pytest.mark.parametrize(
+    "n", [8, 32, 128, 129, 256, pytest.param(512, marks=pytest.mark.slow), pytest.param(1024, marks=pytest.mark.slow)]
+)
+def test_half_precision_default_rtol_keeps_well_conditioned_matrices(dtype, n):
+    # Issue 21 #3's reproduction: (q * logspace(0, -1, n)) @ q.T in bfloat16 had rank 0 at 128
+    # (the default rtol was max(m, n) * eps(bfloat16) >= 1) and float16 kept 115 of 128. The
+    # default is max(m, n) * eps(float32), the computation's rounding: a matrix of condition
+    # <= 100 keeps all n values at every size. The pseudo-inverse equals the float64 one of the
+    # rounded input up to the float32 computation (forward_tol at the rounded matrix's condition)
+    # and the output's rounding (eps of the dtype).
+    rng = np.random.default_rng(n)
+    q = random_matrix(rng, (n, n), np.float64, cond=1.0)
+    for top in (1, 2):  # condition 10 and 100
+        a = jnp.asarray((q * np.logspace(0, -top, n)) @ q.T, dtype)
+        assert int(jaxpinv.matrix_rank(a)) == n
+        rounded = np.asarray(a, np.float64)
+        ref = np.linalg.pinv(rounded)
+        cond = np.linalg.cond(rounded)
+        assert rel_err(np.asarray(jaxpinv.pinv(a), np.float64), ref) < eps(dtype) + forward_tol(np.float32, cond, n)
+
+
+def test_half_precision_default_rtol_is_float32s():
+    # The cutoff max(m, n) * eps(float32) * s_max: for 3 x 3, 3.6e-7 * s_max; 1e-3 is kept (float16's
+    # own eps gave a cutoff of 2.9e-3 * s_max), 1e-7 is dropped, as it is for float32 input.
     a = jnp.asarray(np.diag([1.0, 5e-3, 1e-3]), jnp.float16)
-    assert int(jaxpinv.matrix_rank(a)) == 2
-    assert int(jaxpinv.matrix_rank(a.astype(jnp.float32))) == 3
+    assert int(jaxpinv.matrix_rank(a)) == 3
+    b = np.diag([1.0, 1e-3, 1e-7]).astype(np.float32)
+    assert int(jaxpinv.matrix_rank(jnp.asarray(b, jnp.float16))) == int(jaxpinv.matrix_rank(b)) == 2
+
+
+@pytest.mark.parametrize("name", ["float8_e4m3fn", "float8_e5m2", "float4_e2m1fn"])
+def test_eight_bit_and_narrower_floats_are_rejected(name):
+    # Issue 21 #3: float8 was accepted silently. 2-4 significant bits cannot hold a pseudo-inverse.
+    dtype = getattr(jnp, name, None)
+    if dtype is None:
+        pytest.skip(f"jax has no {name}")
+    a = jnp.eye(3, dtype=dtype)
+    with pytest.raises(TypeError, match=rf"^pinv: argument 'a' has dtype {name}.*float16, bfloat16 or float32"):
+        jaxpinv.pinv(a)
+    with pytest.raises(TypeError, match=rf"^lstsq: argument 'b' has dtype {name}"):
+        jaxpinv.lstsq(np.eye(3, dtype=np.float32), jnp.ones(3, dtype))
 
 
 @pytest.mark.parametrize(

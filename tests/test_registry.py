@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import registry
-from helpers import check_grads_per_entry, forward_tol, rel_err
+from helpers import check_grads_per_entry, eps, forward_tol, rel_err
 from registry import FUNCTIONS, cases, inputs, method_of
 
 from jaxpinv.internal import path_taken
@@ -250,3 +250,23 @@ def test_non_finite_matrix_spoils_only_its_own_result(name, path, shape, bad):
         ra, rb = jax.grad(lambda a, b: jnp.sum(jnp.sin(entry.call(a, b, method))), argnums=(0, 1))(a[i], b[i])
         np.testing.assert_allclose(ga[i], ra, rtol=1e-10, atol=1e-10 * np.abs(ra).max())
         np.testing.assert_allclose(gb[i], rb, rtol=1e-10, atol=1e-10 * np.abs(rb).max() + 1e-300)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16], ids=["float16", "bfloat16"])
+@pytest.mark.parametrize("name,path,shape", cases(quick="one", offset=2))
+def test_half_precision_keeps_a_well_conditioned_matrix_whole(name, path, shape, dtype):
+    # Issue 21 #3: 16-bit input is computed in float32, and the default rtol is max(m, n) times
+    # float32's eps, the rounding the computation adds (bfloat16's own eps made rtol >= 1 from
+    # 128 on). A cond-100 matrix keeps every value; the result is in the input's dtype and
+    # equals the float64 reference of the rounded input up to the float32 computation
+    # (forward_tol at cond 100) and the output's rounding (eps of the dtype).
+    entry, method = FUNCTIONS[name], method_of(path)
+    a, b = (jnp.asarray(x, dtype) for x in inputs(name, shape, dtype=np.float32, seed=9, cond=100.0))
+    _assert_path(name, path, a)
+    out = entry.call(a, b, method)
+    ref = entry.reference(np.asarray(a, np.float64), np.asarray(b, np.float64))
+    if name == "matrix_rank":
+        assert out.dtype == jnp.int32 and int(out) == int(ref) == min(a.shape)
+        return
+    assert out.dtype == dtype
+    assert rel_err(np.asarray(out, np.float64), ref) < eps(dtype) + forward_tol(np.float32, 100.0, max(a.shape))
