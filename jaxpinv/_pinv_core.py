@@ -85,16 +85,15 @@ def _tall(a: jax.Array, out: PinvParts, da: jax.Array, full_col: jax.Array) -> j
     p, gram, scale = out.p, out.gram, out.scale
 
     def first_two() -> jax.Array:
-        # With G = P P^H = (A^H A)^+ (n x n), P = G A^H at any rank, so the
-        # first two terms regroup as
-        #   -P dA P + G dA^H (I - A P) = G (dA^H - (A^H dA + dA^H A) P),
-        # three m n^2 matmuls (two fewer than term by term), and the same
-        # three in the transpose (reverse mode). In units of c: gram = c^2 G
-        # and d = dA / c.
+        # With G = P P^H = (A^H A)^+ (n x n) and S = G dA^H, the first two terms regroup (at any rank) as
+        #   -P dA P + G dA^H (I - A P) = S - (P dA + S A) P,
+        # four m n^2 products (one fewer than term by term; the transpose, reverse mode, the same four).
+        # S meets A only after it is formed, so along dA ~ A (where S A ~ I and dP ~ -P) the terms
+        # cancel to eps cond; the three-product G (dA^H - (A^H dA + dA^H A) P) formed A^H dA, which
+        # G then amplified: eps cond^2. In units of c: gram = c^2 G, so S = gram (dA / c)^H / c.
         inv_scale = 1 / scale
-        d = da * inv_scale
-        y = hmm(a, d)
-        return mm(gram, h(d) - mm(y + h(y), p)) * inv_scale
+        s = mm(gram, h(da * inv_scale)) * inv_scale
+        return s - mm(mm(p, da) + mm(s, a), p)
 
     def all_three() -> jax.Array:
         # + (I - P A) dA^H P^H P, zero when P A = I; each product's size is that of the term.
@@ -115,10 +114,9 @@ def tangent(a: jax.Array, out: PinvParts, da: jax.Array, hermitian: bool) -> jax
     **Scale.** Square and Hermitian matrices need no scaling: every product
     pairs ``P`` with ``dA`` (of size ``|dA| / sigma``) or with ``A`` (the
     projectors, of norm 1). The tall branch uses ``G = P P^H`` (``~ 1/sigma^2``)
-    and ``A^H dA`` (``~ sigma |dA|``) to save two ``m n^2`` products; there
-    ``G`` comes pre-scaled by ``c^2`` and ``dA`` is divided by ``c`` (a
-    constant: the formula is homogeneous in it), so nothing under- or
-    overflows where the result is representable. Wide matrices use
+    to save an ``m n^2`` product; there ``G`` comes pre-scaled by ``c^2`` and
+    ``dA`` is divided by ``c`` (a constant: the formula is homogeneous in
+    it), so nothing under- or overflows where the result is representable. Wide matrices use
     ``dP(A, dA) = dP(A^H, dA^H)^H``.
     """
     m, n = a.shape[-2:]
