@@ -7,7 +7,10 @@ nothing is validated twice.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any, NamedTuple, TypeVar
 
 import jax
 import jax.numpy as jnp
@@ -15,6 +18,62 @@ import numpy as np
 
 from jaxpinv import _tolerance, _validate
 from jaxpinv._preamble import Spec
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _foreign(fname: str, name: str, params: tuple[str, ...]) -> str | None:
+    """What to use instead of a keyword another library's function takes, or None for an unknown name."""
+    if name in ("rcond", "cond") and "rtol" in params:
+        pinverse = " (or jaxpinv.pinverse(a, rcond), torch.pinverse's form)" if fname == "pinv" else ""
+        return f"a cutoff relative to the largest singular value is rtol= here{pinverse}"
+    if name == "tol" and "atol" in params:
+        return "an absolute cutoff is atol= here (NumPy's matrix_rank tol)"
+    if name in ("atol", "rtol", "tol", "cond") and "rcond" in params:
+        return f"{fname} (torch.pinverse's form) takes rcond=; pinv takes atol= and rtol="
+    if name in ("rcond", "cond", "tol", "atol", "rtol"):
+        return f"{fname} takes no tolerances; pinv, matrix_rank, lstsq and lstsq_full take atol= and rtol="
+    if name == "hermitian":
+        return f"{fname} reads the whole matrix; hermitian=True is for pinv and matrix_rank"
+    if name in ("driver", "lapack_driver", "method"):
+        if "method" in params:
+            return "jaxpinv runs the SVD (or a QR where the result is the same): method='svd' forces the SVD"
+        return f"{fname} always runs the SVD"
+    if name == "damping":
+        return "use damped_pinv(a, damping), or lstsq(a, b, damping=...)"
+    if name == "out":
+        return "JAX arrays are immutable: use the returned array"
+    if name in ("A", "M", "input", "x", "a") and name != params[0]:
+        return f"pass the matrix positionally or as {params[0]}="
+    return None
+
+
+def keywords(fname: str) -> Callable[[F], F]:
+    """A public function whose unknown keyword arguments get an error saying what to use instead.
+
+    NumPy's, JAX's, torch's and SciPy's names (``rcond``, ``tol``, ``driver``,
+    ``hermitian`` where there is none, ``out``...) raise a ``TypeError`` naming
+    the function, the argument and this library's equivalent; other unknown
+    names keep Python's message. Nothing is checked on a call that binds.
+    """
+
+    def decorate(f: F) -> F:
+        params = tuple(inspect.signature(f).parameters)
+
+        @functools.wraps(f)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return f(*args, **kwargs)
+            except TypeError:
+                for name in kwargs:
+                    hint = None if name in params else _foreign(fname, name, params)
+                    if hint is not None:
+                        raise TypeError(f"{fname}: unexpected keyword argument '{name}'; {hint}.") from None
+                raise
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
 
 
 class Checked(NamedTuple):

@@ -20,6 +20,7 @@ from jaxpinv._preamble import Spec
 ArrayLike = Any  # jax.typing.ArrayLike, kept loose for NumPy arrays and lists
 
 
+@_check.keywords("damped_pinv")
 def damped_pinv(a: ArrayLike, damping: Any) -> jax.Array:
     r"""Damped (Tikhonov, ridge) pseudo-inverse ``(A^H A + damping^2 I)^-1 A^H``.
 

@@ -38,6 +38,7 @@ class LstsqResult(NamedTuple):
     """All ``min(m, n)`` singular values, descending, shape ``(*, min(m, n))``."""
 
 
+@_check.keywords("lstsq")
 def lstsq(
     a: ArrayLike,
     b: ArrayLike,
@@ -120,6 +121,7 @@ def lstsq(
     return x[..., 0] if c.vector else x
 
 
+@_check.keywords("lstsq_full")
 def lstsq_full(a: ArrayLike, b: ArrayLike, *, atol: Tolerance = None, rtol: Tolerance = None) -> LstsqResult:
     r""":func:`lstsq` with NumPy's extra outputs: ``(solution, residuals, rank, singular_values)``.
 

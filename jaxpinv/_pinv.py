@@ -24,6 +24,7 @@ ArrayLike = Any  # jax.typing.ArrayLike, kept loose for NumPy arrays and lists
 Tolerance = Any  # None, a Python float or a real array broadcasting against the batch
 
 
+@_check.keywords("pinv")
 def pinv(
     a: ArrayLike,
     *,
@@ -134,6 +135,7 @@ def pinv(
     return _pinv_impl(c.a, c.atol, c.rtol, c.spec, auto)
 
 
+@_check.keywords("pinverse")
 def pinverse(input: ArrayLike, rcond: float = 1e-15, *, method: str = "auto") -> jax.Array:
     r"""``torch.pinverse``: the pseudo-inverse with a relative cutoff ``rcond``.
 
@@ -175,6 +177,7 @@ def pinverse(input: ArrayLike, rcond: float = 1e-15, *, method: str = "auto") ->
     return _pinv_impl(c.a, c.atol, c.rtol, c.spec, auto)
 
 
+@_check.keywords("matrix_rank")
 def matrix_rank(
     a: ArrayLike,
     *,

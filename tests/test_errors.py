@@ -234,3 +234,42 @@ def test_non_finite_flags_do_not_rely_on_a_nan_propagating_max():
     a[1, 5, 2] = np.nan
     np.testing.assert_array_equal(jaxpinv.matrix_rank(a), [64, -1])
     assert np.isnan(np.asarray(jaxpinv.pinv(a))[1]).all()
+
+
+@pytest.mark.parametrize(
+    "call,message",
+    [
+        (lambda a: jaxpinv.pinv(a, rcond=1e-3), r"^pinv: unexpected keyword argument 'rcond'; .*rtol=.*pinverse"),
+        (lambda a: jaxpinv.pinv(a, tol=1e-3), r"^pinv: unexpected keyword argument 'tol'; .*atol="),
+        (lambda a: jaxpinv.matrix_rank(a, tol=1e-3), r"^matrix_rank: unexpected keyword argument 'tol'; .*atol="),
+        (lambda a: jaxpinv.lstsq(a, a, rcond=None), r"^lstsq: unexpected keyword argument 'rcond'; .*rtol="),
+        (lambda a: jaxpinv.lstsq(a, a, hermitian=True), r"^lstsq: unexpected keyword argument 'hermitian'; .*pinv"),
+        (
+            lambda a: jaxpinv.lstsq(a, a, driver="gelsd"),
+            r"^lstsq: unexpected keyword argument 'driver'; .*method='svd'",
+        ),
+        (
+            lambda a: jaxpinv.lstsq_full(a, a, driver="gelsd"),
+            r"^lstsq_full: .*'driver'; lstsq_full always runs the SVD",
+        ),
+        (lambda a: jaxpinv.lstsq_full(a, a, hermitian=True), r"^lstsq_full: unexpected keyword argument 'hermitian'"),
+        (lambda a: jaxpinv.pinverse(a, rtol=0.1), r"^pinverse: unexpected keyword argument 'rtol'; .*rcond="),
+        (
+            lambda a: jaxpinv.damped_pinv(a, 0.1, rtol=0.1),
+            r"^damped_pinv: unexpected keyword argument 'rtol'; .*no tol",
+        ),
+        (lambda a: jaxpinv.pinv(A=a), r"^pinv: unexpected keyword argument 'A'; .*a="),
+        (lambda a: jaxpinv.pinv(a, out=a), r"^pinv: unexpected keyword argument 'out'; .*immutable"),
+        (lambda a: jaxpinv.pinv(a, damping=0.1), r"^pinv: unexpected keyword argument 'damping'; .*damped_pinv"),
+    ],
+)
+def test_keywords_from_other_libraries_say_what_to_use(call, message):
+    # Issue 21 #6: Python's bare "got an unexpected keyword argument" named neither the fix nor,
+    # for these, this library's equivalent (NumPy's/JAX's rcond and tol, torch's driver and out).
+    with pytest.raises(TypeError, match=message):
+        call(np.eye(3))
+
+
+def test_other_unknown_keywords_keep_pythons_message():
+    with pytest.raises(TypeError, match=r"unexpected keyword argument 'foo'"):
+        jaxpinv.pinv(np.eye(3), foo=1)
