@@ -55,6 +55,26 @@ def random_matrix(rng, shape, dtype=np.float64, rank=None, cond=None):
     return a.astype(dtype)
 
 
+def exact_svd(rng, m, n, cond, values=None):
+    """``(Q, s, V)``: ``A = Q diag(s) V^T`` and its pseudo-inverse ``V diag(1/s) Q^T`` exact in float32 and float64.
+
+    ``m`` and ``n`` are powers of 4 (so that the Hadamard matrices over their norms are exact).
+
+    ``Q``: ``n`` random columns of the ``m x m`` Hadamard matrix over ``sqrt(m)`` (rows with
+    random signs), ``V``: the ``n x n`` one over ``sqrt(n)`` (columns with random signs), ``s``:
+    powers of two from 1 down to about ``1 / cond`` (or ``values``, powers of two): every entry is
+    a short sum of powers of two, so a reference built from them is free of the ``eps cond`` a
+    computed pseudo-inverse would bring.
+    """
+    import scipy.linalg
+
+    q = scipy.linalg.hadamard(m) / np.sqrt(m)
+    q = q[:, rng.choice(m, n, replace=False)] * rng.choice([-1.0, 1.0], (m, 1))
+    v = scipy.linalg.hadamard(n) / np.sqrt(n) * rng.choice([-1.0, 1.0], (1, n))
+    s = 2.0 ** -np.round(np.linspace(0, np.log2(cond), n)) if values is None else np.asarray(values, float)
+    return q, s, v
+
+
 def adjoint(x):
     """``x^H`` over the last two axes, in NumPy."""
     return np.conj(np.swapaxes(x, -1, -2))

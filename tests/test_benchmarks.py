@@ -43,3 +43,12 @@ def test_bench_lstsq_quick_runs():
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = [line for line in proc.stdout.splitlines() if line.startswith("| 20x20")]
     assert len(rows) == 1 and "nan" not in rows[0]
+
+
+@pytest.mark.timeout(300)
+def test_accuracy_quick_runs():
+    proc = run_python([str(REPO / "benchmarks" / "accuracy.py"), "--quick"], cwd=REPO, timeout=280)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("| 16x16") or line.startswith("| 8x16x16")]
+    assert len(rows) == 12 and "nan" not in proc.stdout
+    assert all(row.split("|")[3].strip() == "qr" for row in rows)  # full rank, clear of the cutoff: the QR path

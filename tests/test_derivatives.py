@@ -21,8 +21,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from helpers import check_grads_per_entry as check
+from helpers import exact_svd, product, random_matrix, special_matrices
 from helpers import low_rank_factors as factors
-from helpers import product, random_matrix, special_matrices
 
 import jaxpinv
 
@@ -254,22 +254,6 @@ def test_scale_of_intermediates_in_the_rule():
         np.testing.assert_allclose(np.asarray(t) * c, ref, rtol=1e-12, atol=1e-12 * np.abs(ref).max())
 
 
-def _exact_svd(rng, m, n, cond):
-    """``(Q, s, V)``: ``A = Q diag(s) V^T`` and its pseudo-inverse ``V diag(1/s) Q^T`` exact in float32 and float64.
-
-    ``Q``: ``n`` random columns of the ``m x m`` Hadamard matrix over ``sqrt(m)`` (rows with
-    random signs), ``V``: the ``n x n`` one over ``sqrt(n)`` (columns with random signs), ``s``:
-    powers of two from 1 down to about ``1 / cond``: every entry is a short sum of powers of two,
-    so the reference below is free of the ``eps cond`` a computed pseudo-inverse would bring.
-    """
-    import scipy.linalg
-
-    q = scipy.linalg.hadamard(m) / np.sqrt(m)
-    q = q[:, rng.choice(m, n, replace=False)] * rng.choice([-1.0, 1.0], (m, 1))
-    v = scipy.linalg.hadamard(n) / np.sqrt(n) * rng.choice([-1.0, 1.0], (1, n))
-    return q, 2.0 ** -np.round(np.linspace(0, np.log2(cond), n)), v
-
-
 @pytest.mark.parametrize("method", ["auto", "svd"])
 @pytest.mark.parametrize("wide", [False, True], ids=["tall", "wide"])
 @pytest.mark.parametrize(
@@ -286,7 +270,7 @@ def test_forward_mode_accuracy_matches_jnp_along_any_direction(dtype, cond, wide
     # of any backward-stable evaluation, where the ratio of two such errors is noise (measured over
     # ten draws at cond 1e2-1e4: median ratio 0.4-1.0, largest 1.7).
     rng = np.random.default_rng(int(np.log10(cond)) + 10 * wide)
-    q, s, v = _exact_svd(rng, 256, 16, cond)
+    q, s, v = exact_svd(rng, 256, 16, cond)
     a = (q * s) @ v.T
     p, g = (v / s) @ q.T, (v / s**2) @ v.T
     directions = {"A": a, "random": rng.standard_normal(a.shape), "rank-one": np.outer(q[:, 0] + 1, v[:, -1])}
