@@ -344,7 +344,7 @@ def test_lstsq_full_batched_and_non_finite_isolated():
 
 
 @pytest.mark.parametrize("damping", [None, 0.1])
-def test_non_finite_b_is_all_nan_under_every_transform(damping):
+def test_non_finite_vector_b_gives_a_nan_solution_under_every_transform(damping):
     a = jnp.eye(2)
     b = jnp.asarray([np.inf, 0.0])
 
