@@ -22,7 +22,7 @@ from jaxpinv._preamble import Spec
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _foreign(fname: str, name: str, params: tuple[str, ...]) -> str | None:
+def _foreign(fname: str, name: str, params: tuple[str, ...], kwargs: dict[str, Any]) -> str | None:
     """What to use instead of a keyword another library's function takes, or None for an unknown name."""
     if name in ("rcond", "cond") and "rtol" in params:
         pinverse = " (or jaxpinv.pinverse(a, rcond), torch.pinverse's form)" if fname == "pinv" else ""
@@ -43,7 +43,7 @@ def _foreign(fname: str, name: str, params: tuple[str, ...]) -> str | None:
         return "use damped_pinv(a, damping), or lstsq(a, b, damping=...)"
     if name == "out":
         return "JAX arrays are immutable: use the returned array"
-    if name in ("A", "M", "input", "x", "a") and name != params[0]:
+    if name in ("A", "M", "input", "x", "a") and params[0] not in kwargs:
         return f"pass the matrix positionally or as {params[0]}="
     return None
 
@@ -66,7 +66,7 @@ def keywords(fname: str) -> Callable[[F], F]:
                 return f(*args, **kwargs)
             except TypeError:
                 for name in kwargs:
-                    hint = None if name in params else _foreign(fname, name, params)
+                    hint = None if name in params else _foreign(fname, name, params, kwargs)
                     if hint is not None:
                         raise TypeError(f"{fname}: unexpected keyword argument '{name}'; {hint}.") from None
                 raise

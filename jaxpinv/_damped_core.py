@@ -8,6 +8,7 @@ condition number). For ``lam > 0`` it is a smooth function of ``A`` and
 (``m >= n``; wide matrices use ``A+_lam(A) = A+_lam(A^H)^H``)::
 
     dX    = M^-1 (dA^H - dM X),      dM = dA^H A + A^H dA + 2 lam dlam I
+          = S - (X dA + S A + 2 lam dlam M^-1) X,      S = M^-1 dA^H
     dM^-1 = -M^-1 dM M^-1
 
 Both are written in ``X`` and ``M^-1`` as :func:`parts` returns them, so every
@@ -85,12 +86,15 @@ def _tangents(
     """``(dX, d(c^2 M^-1))`` from the primal parts (see the module docstring).
 
     In units of ``c``: ``d = dA / c``, ``a_ = A / c``, ``xs = c X``, ``l = lam / c``,
-    ``dl = dlam / c`` and ``dM_ = dM / c^2 = d^H a_ + a_^H d + 2 l dl I``; then
-    ``dX = minv (d^H - dM_ xs) / c`` and ``d(c^2 M^-1) = -minv dM_ minv``, every
-    intermediate of the size of its result.
+    ``dl = dlam / c`` and ``dM_ = dM / c^2 = d^H a_ + a_^H d + 2 l dl I``; then, with
+    ``s_ = minv d^H``, ``dX = (s_ - (xs d + s_ a_ + 2 l dl minv) xs) / c`` and
+    ``d(c^2 M^-1) = -minv dM_ minv``, every intermediate of the size of its result.
     """
     x, minv, c = out
     eye = jnp.eye(a.shape[-1], dtype=a.dtype)
+    # c is a constant of the rule: its (zero) tangent must not meet 1/c^2 in a higher-order derivative,
+    # where c^2 underflows and 0 * inf would make NaN.
+    c = lax.stop_gradient(c)
     inv_c = 1 / c
     d, a_, xs = da * inv_c, a * inv_c, x * c
     inv_c0 = inv_c[..., 0, 0]
@@ -98,7 +102,11 @@ def _tangents(
     # dM_ (n x n) first, then dM_ xs: n^2 m flops and no m x m intermediate (the
     # products A X or dA X would be m x m, and illegal for a matrix sharded along its rows).
     dm = hmm(d, a_) + hmm(a_, d) + two_l_dl * eye
-    dx = mm(minv, h(d) - mm(dm, xs)) * inv_c
+    # dX = M^-1 (dA^H - dM X) = S - (X dA + S A + 2 lam dlam M^-1) X with S = M^-1 dA^H (X = M^-1 A^H), as
+    # pinv's tall rule: S meets A only once formed, so along dA ~ A the terms cancel to eps cond, not
+    # eps cond^2 (dM X would form A^H A). In units of c: s_ = c S = minv d^H.
+    s_ = mm(minv, h(d))
+    dx = (s_ - mm(mm(xs, d) + mm(s_, a_) + two_l_dl * minv, xs)) * inv_c
     dminv = -mm(mm(minv, dm), minv)
 
     # lam = 0 (pinv): X = A^+ and M^-1 = (A^H A)^+, whose Golub-Pereyra

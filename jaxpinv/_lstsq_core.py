@@ -42,7 +42,7 @@ def _parts_jvp(auto: bool, primals: tuple[jax.Array, ...], tangents: tuple[Any, 
     m, n = a.shape[-2:]
     # P from pinv's own custom_jvp keeps higher derivatives stable; x = P b is then differentiable through it.
     pp = _pinv_core.parts(a, atol, rtol, False, auto)
-    p, rank, scale = pp.p, pp.rank, pp.scale
+    p, rank, scale = pp.p, pp.rank, lax.stop_gradient(pp.scale)  # a constant (see _pinv_core._tall)
     # As in the forward: a non-finite column of b makes that column of x (and of dx) NaN. The terms
     # below use the zeroed columns, so in reverse mode no NaN reaches the other columns' cotangents.
     rhs = sanitize_columns(b)

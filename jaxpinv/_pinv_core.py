@@ -82,7 +82,9 @@ def _square(a: jax.Array, p: jax.Array, da: jax.Array, full_col: jax.Array, herm
 
 def _tall(a: jax.Array, out: PinvParts, da: jax.Array, full_col: jax.Array) -> jax.Array:
     """The tall case of :func:`tangent` (``A P != I`` always; ``P A = I`` at full column rank)."""
-    p, gram, scale = out.p, out.gram, out.scale
+    # The scale is a constant of the rule: its (zero) tangent must not meet 1/c^2 in a higher-order
+    # derivative, where c^2 underflows and 0 * inf would make NaN.
+    p, gram, scale = out.p, out.gram, lax.stop_gradient(out.scale)
 
     def first_two() -> jax.Array:
         # With G = P P^H = (A^H A)^+ (n x n) and S = G dA^H, the first two terms regroup (at any rank) as

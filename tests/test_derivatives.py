@@ -254,7 +254,14 @@ def test_scale_of_intermediates_in_the_rule():
         np.testing.assert_allclose(np.asarray(t) * c, ref, rtol=1e-12, atol=1e-12 * np.abs(ref).max())
 
 
-@pytest.mark.parametrize("method", ["auto", "svd"])
+FORWARD = {
+    "auto": lambda x: jaxpinv.pinv(x),
+    "svd": lambda x: jaxpinv.pinv(x, method="svd"),
+    "damped_pinv_0": lambda x: jaxpinv.damped_pinv(x, 0.0),  # pinv, with damped_pinv's own rule
+}
+
+
+@pytest.mark.parametrize("method", list(FORWARD))
 @pytest.mark.parametrize("wide", [False, True], ids=["tall", "wide"])
 @pytest.mark.parametrize(
     "dtype,cond",
@@ -279,7 +286,7 @@ def test_forward_mode_accuracy_matches_jnp_along_any_direction(dtype, cond, wide
         ref = -p @ da @ p + g @ (da.T - (da.T @ q) @ q.T)  # Golub-Pereyra at full column rank
         x, dx, ref = (a.T, da.T, ref.T) if wide else (a, da, ref)
         x, dx = jnp.asarray(x, dtype), jnp.asarray(dx, dtype)
-        ours = jax.jvp(lambda x: jaxpinv.pinv(x, method=method), (x,), (dx,))[1]
+        ours = jax.jvp(FORWARD[method], (x,), (dx,))[1]
         theirs = jax.jvp(lambda x: jnp.linalg.pinv(x, rtol=0.0), (x,), (dx,))[1]
 
         def err(t):

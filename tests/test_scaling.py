@@ -178,3 +178,31 @@ def test_fast_path_derivative_at_extreme_scale(dtype, exponents, method, wide):
     for k in exponents:
         assert path_taken(a * dtype(2.0**k), method=method) == ("qr" if method == "auto" else "svd")
         assert rel_err(tangent(dtype(2.0**k)), unit) < forward_tol(dtype, 100.0, 100), k
+
+
+@pytest.mark.parametrize("dtype,exponent", [(np.float32, -70), (np.float64, -520)])
+@pytest.mark.parametrize("name", ["pinv", "pinv_svd", "lstsq", "damped_pinv_0", "damped_pinv"])
+@pytest.mark.x64  # float64 inputs or references (see conftest)
+def test_forward_over_forward_at_small_scale(dtype, exponent, name):
+    # f(c a) c = f(a) (with the damping scaled too), so its second derivative by forward over
+    # forward (jacfwd of jacfwd: tangents c dA, intermediates ~ 1/c) equals the unit-scale one.
+    # It was NaN from c^2 underflow on (2^-65 float32, 2^-513 float64): the rules' 1/c met the
+    # scale's zero tangent (0 * inf). Tolerance: O(n eps cond^3) of the second derivative, cond 3.
+    rng = np.random.default_rng(9)
+    a = random_matrix(rng, (5, 3), np.float64, cond=3.0).astype(dtype)
+    b = rng.standard_normal(5).astype(dtype)
+    calls = {
+        "pinv": lambda x, c: jaxpinv.pinv(x * c) * c,
+        "pinv_svd": lambda x, c: jaxpinv.pinv(x * c, method="svd") * c,
+        "lstsq": lambda x, c: jaxpinv.lstsq(x * c, b) * c,
+        "damped_pinv_0": lambda x, c: jaxpinv.damped_pinv(x * c, 0.0) * c,
+        "damped_pinv": lambda x, c: jaxpinv.damped_pinv(x * c, 0.3 * c) * c,
+    }
+
+    def second(c):
+        return np.asarray(jax.jacfwd(jax.jacfwd(lambda x: jnp.sum(jnp.sin(calls[name](x, c)))))(a), np.float64)
+
+    unit, scaled = second(dtype(1.0)), second(dtype(2.0**exponent))
+    assert np.all(np.isfinite(scaled))
+    tol = 100 * 5 * eps(dtype) * 27
+    np.testing.assert_allclose(scaled, unit, rtol=tol, atol=tol * np.abs(unit).max())
