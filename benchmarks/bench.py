@@ -6,6 +6,7 @@ Run from the repository root:
     python benchmarks/bench.py --quick    # seconds; what CI runs to keep this working
     python benchmarks/bench.py --cases 256x256,4096x8x8 --out table.md
     python benchmarks/bench.py --cores all     # use every core (noisier on shared VMs)
+    python benchmarks/bench.py --latency       # compile time and first-call latency only (a few minutes)
 
 Every timing is taken in this one process, after compilation, with
 ``jax.block_until_ready``; the functions of a case are timed in interleaved
@@ -22,6 +23,14 @@ cases): an SVD-based pinv cannot beat it. Compile time of each jitted JAX
 function is reported separately, as are each forward's max relative error
 against a float64 NumPy reference and the bytes reverse mode saves
 (residuals of ``jax.vjp``).
+
+``--latency`` measures what a notebook user waits for on a new shape
+instead: the compile time of ``jit(f)`` and ``jit(grad(f))`` (trace, lower
+and compile from cold caches, median of three) and the first eager call of
+each shape in a fresh Python process (after JAX has started), for
+``jaxpinv.pinv``, its SVD path and ``jnp.linalg.pinv``, and for
+``jaxpinv.lstsq`` and ``jnp.linalg.lstsq``; ratios against jnp's, with the
+geometric mean over the shapes.
 """
 
 from __future__ import annotations
@@ -518,6 +527,117 @@ def crossover(args: argparse.Namespace, rng: np.random.Generator) -> str:
     return "\n".join(lines)
 
 
+LATENCY_SHAPES = ((8, 8), (64, 64), (256, 256), (32, 64, 64), (512, 64))
+QUICK_LATENCY_SHAPES = ((8, 8), (64, 64), (4, 16, 16))
+
+
+def _latency_fns() -> dict[str, Callable[..., Any]]:
+    """The functions whose compile time and first call are compared (``b`` for the least-squares ones)."""
+
+    def jnp_lstsq(a: jax.Array, b: jax.Array) -> jax.Array:
+        solve = lambda x, y: jnp.linalg.lstsq(x, y)[0]  # noqa: E731
+        for _ in range(a.ndim - 2):
+            solve = jax.vmap(solve)
+        return solve(a, b)
+
+    return {
+        "pinv jnp": jnp.linalg.pinv,
+        "pinv jaxpinv": jaxpinv.pinv,
+        "pinv svd path": lambda a: jaxpinv.pinv(a, method="svd"),
+        "lstsq jnp": jnp_lstsq,
+        "lstsq jaxpinv": jaxpinv.lstsq,
+    }
+
+
+_FIRST_CALL = """
+import sys, time
+import jax, jax.numpy as jnp, numpy as np
+sys.path.insert(0, {bench!r})
+import jaxpinv
+from bench import _latency_fns
+f = _latency_fns()[{name!r}]
+jax.block_until_ready(jnp.ones(3) + 1)  # start the backend: not the call's latency
+rng = np.random.default_rng(0)
+for shape in {shapes!r}:
+    a = rng.standard_normal(shape).astype(np.float32)
+    args = (a, rng.standard_normal(shape[:-1]).astype(np.float32)) if "lstsq" in {name!r} else (a,)
+    t0 = time.perf_counter()
+    jax.block_until_ready(f(*args))
+    print(1e3 * (time.perf_counter() - t0))
+"""
+
+
+def first_calls(name: str, shapes: tuple[tuple[int, ...], ...]) -> list[float]:
+    """ms of the first eager call of ``name`` for each shape in turn, in a fresh Python process on this core."""
+    import subprocess
+
+    code = _FIRST_CALL.format(bench=os.path.dirname(os.path.abspath(__file__)), name=name, shapes=shapes)
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
+    if out.returncode:
+        raise RuntimeError(out.stderr[-2000:])
+    return [float(v) for v in out.stdout.split()]
+
+
+def _geomean(xs: list[float]) -> float:
+    return float(np.exp(np.mean(np.log(xs))))
+
+
+def latency(args: argparse.Namespace) -> str:
+    """Compile time and first-call latency on new shapes, float32, against jnp's (see the module docstring)."""
+    shapes = QUICK_LATENCY_SHAPES if args.quick else LATENCY_SHAPES
+    reps = 1 if args.quick else 3
+    rng = np.random.default_rng(0)
+    fns = _latency_fns()
+    compile_t: dict[str, list[float]] = {}
+    for shape in shapes:
+        a = jnp.asarray(rng.standard_normal(shape), jnp.float32)
+        b = jnp.asarray(rng.standard_normal(shape[:-1]), jnp.float32)
+        for name, f in fns.items():
+            if name.startswith("lstsq"):
+                compile_t.setdefault(name, []).append(compile_ms(f, a, b, reps=reps))
+                g = jax.grad(lambda x, f=f: jnp.sum(f(x, b)))
+            else:
+                compile_t.setdefault(name, []).append(compile_ms(f, a, reps=reps))
+                g = jax.grad(lambda x, f=f: jnp.sum(f(x)))
+            compile_t.setdefault(name.replace(" ", " grad ", 1), []).append(compile_ms(g, a, reps=reps))
+    first = {name: first_calls(name, shapes) for name in fns}
+    names = ["x".join(map(str, s)) for s in shapes]
+
+    def rows(table: dict[str, list[float]], peer: Callable[[str], str]) -> list[str]:
+        out = []
+        for name, ts in table.items():
+            ratio = [t / p for t, p in zip(ts, table[peer(name)])]
+            cells = " | ".join(f"{fmt(t, 0)} ({fmt(r)}×)" for t, r in zip(ts, ratio))
+            out.append(f"| {name} | {cells} | {fmt(_geomean(ratio))}× |")
+        return out
+
+    def jnp_of(name: str) -> str:  # "pinv grad svd path" -> "pinv grad jnp"
+        words = name.split(" ")
+        return " ".join(words[: 2 if words[1] == "grad" else 1] + ["jnp"])
+
+    head = "| function | " + " | ".join(names) + " | geomean vs jnp |"
+    rule = "|---|" + "---|" * (len(names) + 1)
+    lines = [
+        f"Machine: {describe_machine()}",
+        "",
+        "**Compile time** (ms to trace, lower and compile `jit(f)` / `jit(grad(sum f))` from cold caches, median of "
+        f"{reps}, float32; in brackets: ratio to jnp's)",
+        "",
+        head,
+        rule,
+        *rows(compile_t, jnp_of),
+        "",
+        "**First call** (ms of the first eager call of each shape, in this order, in a fresh Python process; "
+        "in brackets: ratio to jnp's)",
+        "",
+        head,
+        rule,
+        *rows(first, jnp_of),
+    ]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny cases, a few rounds: a smoke test")
@@ -527,9 +647,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-rounds", type=int, default=51)
     parser.add_argument("--out", default="", help="also write the tables to this markdown file")
     parser.add_argument("--cores", default="1", help="CPU cores to pin to, or 'all' (default 1: repeatable)")
+    parser.add_argument("--latency", action="store_true", help="compile time and first-call latency only")
     args = parser.parse_args(argv)
     if args.quick:
         args.budget, args.min_rounds, args.max_rounds = 0.0, 3, 3
+    if args.latency:
+        text = latency(args)
+        print(text)
+        if args.out:
+            with open(args.out, "w") as fh:
+                fh.write(text + "\n")
+        return 0
     cases = quick_cases() if args.quick else full_cases()
     if args.cases:
         wanted = [w.strip() for w in args.cases.split(",") if w.strip()]

@@ -52,3 +52,15 @@ def test_accuracy_quick_runs():
     rows = [line for line in proc.stdout.splitlines() if line.startswith("| 16x16") or line.startswith("| 8x16x16")]
     assert len(rows) == 12 and "nan" not in proc.stdout
     assert all(row.split("|")[3].strip() == "qr" for row in rows)  # full rank, clear of the cutoff: the QR path
+
+
+@pytest.mark.timeout(300)
+def test_bench_latency_quick_runs():
+    proc = run_python([str(REPO / "benchmarks" / "bench.py"), "--latency", "--quick"], cwd=REPO, timeout=280)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "**Compile time**" in proc.stdout and "**First call**" in proc.stdout
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("| pinv") or line.startswith("| lstsq")]
+    assert len(rows) == 10 + 5  # compile (fwd and grad of five functions), first call (five)
+    jnp_rows = [row for row in rows if row.split("|")[1].strip().endswith("jnp")]
+    assert all("(1.00×)" in row for row in jnp_rows)  # each peer row is its own reference
+    assert "nan" not in proc.stdout
