@@ -20,7 +20,7 @@ __all__ = ["QR_MARGIN", "QR_RATIO", "QR_SMALL", "QR_STEPS", "non_finite", "path_
 QR_MARGIN = _qr.MARGIN
 """The QR path takes a matrix only if its smallest singular value is estimated above this times the cutoff."""
 QR_SMALL = _qr.SMALL
-"""Up to this ``min(m, n)`` the QR path decides by Frobenius bounds; above, by the power method."""
+"""Up to this ``min(m, n)`` the QR path decides by Schatten 4-norm bounds; above, by the power method."""
 QR_STEPS = _qr.STEPS
 """Power-method steps above ``QR_SMALL``."""
 QR_RATIO = _svd.QR_RATIO

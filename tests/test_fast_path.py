@@ -69,6 +69,30 @@ def test_fast_path_taken_at_full_rank_and_as_accurate_as_the_svd(shape, dtype, h
     assert rel_err(jaxpinv.pinv(a, method="svd"), ref) < forward_tol(dtype, 100.0, max(shape[-2:]))
 
 
+REACH = [
+    *[(k, np.float32) for k in (2, 16, 64, QR_SMALL, QR_SMALL + 1, 300)],
+    *[pytest.param(k, np.float64, marks=X64) for k in (3, QR_SMALL, QR_SMALL + 1)],
+]
+
+
+@pytest.mark.parametrize("k,dtype", REACH)
+def test_fast_path_reach_every_size_up_to_condition_one_over_100_k_eps(k, dtype):
+    """Issue 22 #3: full rank with ``kappa <= 1 / (100 k eps)`` (singular values log-spaced, the worst
+    spread for the bounds) is taken at every size: the estimates' stated looseness (``k^(1/4)`` per
+    bound up to QR_SMALL, the power method's ``f`` above) stays inside the factor 100 / 8."""
+    rng = np.random.default_rng(k)
+    cond = 1 / (100 * k * eps(dtype))
+    a = _with_values(rng, k, k, dtype, np.logspace(0, -np.log10(cond), k))
+    assert path_taken(a) == "qr"
+
+
+def test_fast_path_takes_kappa_1e3_float32_at_qr_small():
+    """The performance page's claim at the size where the bounds are loosest: 128 x 128, kappa = 1e3."""
+    rng = np.random.default_rng(3)
+    a = _with_values(rng, QR_SMALL, QR_SMALL, np.float32, np.logspace(0, -3, QR_SMALL))
+    assert path_taken(a) == "qr"
+
+
 @pytest.mark.parametrize("dtype", [np.float32, pytest.param(np.complex128, marks=X64)])
 @pytest.mark.parametrize("definite", [True, False])
 def test_fast_path_taken_for_hermitian_definite_and_indefinite(dtype, definite):
