@@ -7,6 +7,7 @@ Run from the repository root:
     python benchmarks/bench.py --cases 256x256,4096x8x8 --out table.md
     python benchmarks/bench.py --cores all     # use every core (noisier on shared VMs)
     python benchmarks/bench.py --latency       # compile time and first-call latency only (a few minutes)
+    python benchmarks/bench.py --broadcast     # one matrix against many tolerances, dampings, right-hand sides
 
 Every timing is taken in this one process, after compilation, with
 ``jax.block_until_ready``; the functions of a case are timed in interleaved
@@ -31,6 +32,13 @@ each shape in a fresh Python process (after JAX has started), for
 ``jaxpinv.pinv``, its SVD path and ``jnp.linalg.pinv``, and for
 ``jaxpinv.lstsq`` and ``jnp.linalg.lstsq``; ratios against jnp's, with the
 geometric mean over the shapes.
+
+``--broadcast`` times the documented call forms where one matrix meets many
+tolerances (``pinv(a, rtol=r)``, ``r`` of shape (64,)), dampings
+(``damped_pinv(a, lam)``) or right-hand sides (``lstsq(a, b)``, ``b`` of
+shape (256, m, 1)) against the per-entry function under ``jax.vmap`` and
+against their floor: one ``jnp.linalg.svd`` of ``a`` plus the per-entry
+products.
 """
 
 from __future__ import annotations
@@ -638,6 +646,74 @@ def latency(args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
+def broadcast(args: argparse.Namespace) -> str:
+    """Broadcast call forms against vmap and one SVD plus the products (see the module docstring)."""
+    n, entries, rhs = (32, 8, 16) if args.quick else (128, 64, 256)
+    rng = np.random.default_rng(0)
+    a = jnp.asarray(rng.standard_normal((n, n)), jnp.float32)
+    rtol = jnp.logspace(-6, -1, entries, dtype=jnp.float32)
+    lam = jnp.logspace(-3, 1, entries, dtype=jnp.float32)
+    b = jnp.asarray(rng.standard_normal((rhs, n, 1)), jnp.float32)
+    hi = jax.lax.Precision.HIGHEST
+
+    def floor_pinv(a: jax.Array, r: jax.Array) -> jax.Array:
+        u, s, vh = jnp.linalg.svd(a, full_matrices=False)
+        inv = jnp.where(s > r[:, None] * s[0], 1 / s, 0)
+        return jnp.matmul(vh.T * inv[:, None, :], u.T, precision=hi)
+
+    def floor_damped(a: jax.Array, lam: jax.Array) -> jax.Array:
+        u, s, vh = jnp.linalg.svd(a, full_matrices=False)
+        return jnp.matmul(vh.T * (s / (s**2 + lam[:, None] ** 2))[:, None, :], u.T, precision=hi)
+
+    def floor_lstsq(a: jax.Array, b: jax.Array) -> jax.Array:
+        u, s, vh = jnp.linalg.svd(a, full_matrices=False)
+        cols = b[..., 0].T  # (n, rhs): one block
+        return jnp.matmul(vh.T / s, jnp.matmul(u.T, cols, precision=hi), precision=hi).T[..., None]
+
+    calls = {
+        f"pinv(a, rtol=r), r: ({entries},)": (
+            lambda a, r: jaxpinv.pinv(a, rtol=r),
+            jax.vmap(lambda a, r: jaxpinv.pinv(a, rtol=r), in_axes=(None, 0)),
+            floor_pinv,
+            rtol,
+        ),
+        f"damped_pinv(a, lam), lam: ({entries},)": (
+            jaxpinv.damped_pinv,
+            jax.vmap(jaxpinv.damped_pinv, in_axes=(None, 0)),
+            floor_damped,
+            lam,
+        ),
+        f"lstsq(a, b), b: ({rhs}, {n}, 1)": (
+            jaxpinv.lstsq,
+            jax.vmap(jaxpinv.lstsq, in_axes=(None, 0)),
+            floor_lstsq,
+            b,
+        ),
+    }
+    lines = [
+        f"Machine: {describe_machine()}",
+        "",
+        f"**Broadcasting** ({n}×{n} float32; median ms; floor: one `jnp.linalg.svd` of `a` plus the per-entry "
+        "products; vmap: the per-entry function under `jax.vmap`)",
+        "",
+        "| call | floor | jaxpinv | vmap | jaxpinv/floor | vmap/floor |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, (ours, mapped, floor, x) in calls.items():
+        fns = {"floor": jax.jit(floor), "jaxpinv": jax.jit(ours), "vmap": jax.jit(mapped)}
+        t = median_times(
+            {k: (lambda f=f: jax.block_until_ready(f(a, x))) for k, f in fns.items()},
+            args.budget,
+            args.min_rounds,
+            args.max_rounds,
+        )
+        lines.append(
+            f"| `{name}` | {fmt(t['floor'])} | {fmt(t['jaxpinv'])} | {fmt(t['vmap'])} | "
+            f"{fmt(t['jaxpinv'] / t['floor'])} | {fmt(t['vmap'] / t['floor'])} |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny cases, a few rounds: a smoke test")
@@ -648,11 +724,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="", help="also write the tables to this markdown file")
     parser.add_argument("--cores", default="1", help="CPU cores to pin to, or 'all' (default 1: repeatable)")
     parser.add_argument("--latency", action="store_true", help="compile time and first-call latency only")
+    parser.add_argument("--broadcast", action="store_true", help="one matrix against many tolerances, b's")
     args = parser.parse_args(argv)
     if args.quick:
         args.budget, args.min_rounds, args.max_rounds = 0.0, 3, 3
-    if args.latency:
-        text = latency(args)
+    if args.latency or args.broadcast:
+        text = latency(args) if args.latency else broadcast(args)
         print(text)
         if args.out:
             with open(args.out, "w") as fh:

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxpinv import _tolerance, _validate
+from jaxpinv import _dispatch, _tolerance, _validate
 from jaxpinv._preamble import Spec
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -120,6 +120,11 @@ def _joint_batch(fname: str, a: jax.Array, b: jax.Array) -> tuple[int, ...]:
         ) from None
 
 
+def method(fname: str, value: Any) -> str:
+    """Validate ``method``: ``"auto"`` or a path's name (:func:`jaxpinv._dispatch.names`)."""
+    return _validate.method(fname, value, _dispatch.names())
+
+
 def check(
     fname: str,
     a: Any,
@@ -156,8 +161,13 @@ def check(
         tols, tol_names = (atol, rtol), ("atol", names[1])
     joint = arr.shape[:-2] if barr is None else _joint_batch(fname, arr, barr)
     batch = _validate.batch_shape(fname, joint + (0, 0), *tols, tol_names)
-    # a is factored at its own batch and the damping's when b alone enlarges the batch (lstsq with damping)
-    a_batch = _validate.batch_shape(fname, arr.shape, lam, None, tol_names) if damped else batch
+    # Broadcasting is not batching: a is factored at its own batch shape, the cutoffs (or filter
+    # factors) apply at its batch with the tolerances' (or the damping's), and b's further batch
+    # dimensions are solved as more columns (see _preamble).
+    cut = _validate.batch_shape(fname, arr.shape, *tols, tol_names)
+    lead = len(batch)
+    a_batch = (1,) * (lead - arr.ndim + 2) + arr.shape[:-2]
+    cut_batch = (1,) * (lead - len(cut)) + cut
     m, n = arr.shape[-2:]
     atol, rtol = _tolerance.host_pair(atol, rtol, m, n, compute)
-    return Checked(arr, atol, rtol, Spec(compute, out, batch, a_batch, hermitian), barr, vector, lam)
+    return Checked(arr, atol, rtol, Spec(compute, out, batch, a_batch, cut_batch, hermitian), barr, vector, lam)

@@ -37,7 +37,9 @@ def damped_pinv(a: ArrayLike, damping: Any) -> jax.Array:
     - `a`: array of shape ``(*, m, n)``, as for [`pinv`][jaxpinv.pinv].
     - `damping`: ``lambda >= 0``, a Python number or a real array broadcasting
       against the batch shape ``a.shape[:-2]``; it may be traced and **is
-      differentiable**.
+      differentiable**. A matrix that broadcasts against many dampings (a
+      ridge path) is factored once: one SVD, then the filter factors
+      ``s / (s^2 + lambda^2)`` per damping.
 
     **Returns:**
 
@@ -71,7 +73,7 @@ def _damped_impl(a: jax.Array, damping: Any, spec: Spec) -> jax.Array:
     x = _preamble.prepare(spec, a, damping=damping)
     m, n = x.a.shape[-2:]
     if x.a.size == 0:
-        return jnp.zeros(spec.a_batch + (n, m), spec.out)
+        return jnp.zeros(spec.batch + (n, m), spec.out)
     wide = m < n  # A+_lam(A) = A+_lam(A^H)^H: the core takes m >= n
     p = _damped_core.pinv(h(x.a) if wide else x.a, x.damping, x.atol, x.rtol)
     return (h(p) if wide else p).astype(spec.out)

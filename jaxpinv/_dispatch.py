@@ -21,14 +21,20 @@ from jax import lax
 
 from jaxpinv import _qr, _svd
 from jaxpinv._batching import all_true
-from jaxpinv._kernel import Clean, Path, PinvParts, Problem, SolveParts
+from jaxpinv._kernel import Batch, Clean, Path, PinvParts, Problem, SolveParts, at_batch
 
 PATHS: tuple[Path, ...] = (_qr.PATH,)
 """The registry: paths that may replace the SVD, most preferred first."""
 
 SVD = "svd"
 
+PINV_CORES = (2, 2, 0, 2, 1)
+"""The non-batch dimensions of :class:`PinvParts`' fields."""
+SOLVE_CORES = (2, 0, 1)
+"""The non-batch dimensions of :class:`SolveParts`' fields."""
+
 T = TypeVar("T")
+Parts = TypeVar("Parts", PinvParts, SolveParts)
 
 
 def names() -> tuple[str, ...]:
@@ -57,40 +63,76 @@ def _cascade(
     )
 
 
+def chosen(problem: Problem, method: str) -> tuple[Path, ...]:
+    """The paths compiled in, most preferred first (the SVD always follows): the static policy.
+
+    ``method="auto"``: each path that may run here (``eligible``) and whose
+    gain repays its compile time at this size (``repays``); a path's own name
+    (``method="qr"``): that path wherever it may run, whatever the size;
+    ``"svd"``: none.
+    """
+    return tuple(
+        p for p in PATHS if p.eligible(problem) and (method == p.name or (method == "auto" and p.repays(problem)))
+    )
+
+
 def _run(
     clean: Clean,
     atol: jax.Array,
     rtol: jax.Array,
     problem: Problem,
-    auto: bool,
+    method: str,
     finish: Callable[[Path, Any], T],
     fallback: Callable[[_svd.Reduction | None], T],
 ) -> T:
-    paths = tuple(p for p in PATHS if p.eligible(problem)) if auto else ()
-    return _cascade(paths, clean, atol, rtol, problem, finish, fallback)
+    return _cascade(chosen(problem, method), clean, atol, rtol, problem, finish, fallback)
 
 
-def pinv(clean: Clean, atol: jax.Array, rtol: jax.Array, problem: Problem, auto: bool) -> PinvParts:
-    """:class:`PinvParts` of a sanitised, non-empty batch; ``auto=False`` (``method="svd"``): the SVD only."""
+def _at(parts: Parts, batch: Batch, cores: tuple[int, ...]) -> Parts:
+    """Every field of ``parts`` broadcast to ``batch`` (``cores``: each field's non-batch dimensions).
+
+    ``a`` is factored at its own batch; a path computes what does not depend on
+    the cutoff (the QR path's ``X``) once per matrix, so every path's parts
+    are brought to one shape here, as both branches of a ``cond`` must be.
+    """
+    return type(parts)(*(at_batch(x, batch, core) for x, core in zip(parts, cores)))
+
+
+def pinv(clean: Clean, atol: jax.Array, rtol: jax.Array, problem: Problem, method: str) -> PinvParts:
+    """:class:`PinvParts` of a sanitised, non-empty batch, by the paths :func:`chosen` for ``method``.
+
+    ``clean.a`` is at its own batch shape, the parts at that shape broadcast with the tolerances'.
+    """
+    batch = Batch.of(atol, rtol, clean.a)
 
     def svd(reduction: _svd.Reduction | None) -> PinvParts:
-        return _svd.pinv(clean, atol, rtol, problem.hermitian, reduction)
+        return _at(_svd.pinv(clean, atol, rtol, problem.hermitian, reduction), batch, PINV_CORES)
 
-    return _run(clean, atol, rtol, problem, auto, lambda path, stage: path.pinv(stage, problem), svd)
+    def fast(path: Path, stage: Any) -> PinvParts:
+        return _at(path.pinv(stage, problem), batch, PINV_CORES)
+
+    return _run(clean, atol, rtol, problem, method, fast, svd)
 
 
-def solve(clean: Clean, b: jax.Array, atol: jax.Array, rtol: jax.Array, problem: Problem, auto: bool) -> SolveParts:
-    """:class:`SolveParts` of a sanitised, non-empty batch and right-hand sides ``b`` (non-finite ones zeroed)."""
+def solve(clean: Clean, b: jax.Array, atol: jax.Array, rtol: jax.Array, problem: Problem, method: str) -> SolveParts:
+    """:class:`SolveParts` of a sanitised, non-empty batch and right-hand sides ``b`` (non-finite ones zeroed).
+
+    The parts come out at the batch shapes of ``a``, ``b`` and the tolerances broadcast.
+    """
+    batch = Batch.of(atol, rtol, clean.a, b)
 
     def svd(reduction: _svd.Reduction | None) -> SolveParts:
-        return _svd.solve(clean, b, atol, rtol, reduction)
+        return _at(_svd.solve(clean, b, atol, rtol, reduction), batch, SOLVE_CORES)
 
-    return _run(clean, atol, rtol, problem, auto, lambda path, stage: path.solve(stage, b, problem), svd)
+    def fast(path: Path, stage: Any) -> SolveParts:
+        return _at(path.solve(stage, b, problem), batch, SOLVE_CORES)
+
+    return _run(clean, atol, rtol, problem, method, fast, svd)
 
 
-def taken(clean: Clean, atol: jax.Array, rtol: jax.Array, problem: Problem, auto: bool) -> jax.Array:
+def taken(clean: Clean, atol: jax.Array, rtol: jax.Array, problem: Problem, method: str) -> jax.Array:
     """Which path :func:`pinv` and :func:`solve` take for this batch: an index into :func:`names`."""
     index = {p.name: i for i, p in enumerate(PATHS)}
     return _run(
-        clean, atol, rtol, problem, auto, lambda p, _: jnp.int32(index[p.name]), lambda _: jnp.int32(len(PATHS))
+        clean, atol, rtol, problem, method, lambda p, _: jnp.int32(index[p.name]), lambda _: jnp.int32(len(PATHS))
     )

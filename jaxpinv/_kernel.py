@@ -11,6 +11,7 @@ and the NaN placeholders that stand for values a path does not compute.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
 
@@ -29,11 +30,13 @@ class Problem(NamedTuple):
     hermitian: bool
     in_place: bool
     """A matrix that TSQR factors where it lives (:func:`jaxpinv._sharding.factored_in_place`)."""
+    matrices: int
+    """How many matrices the batch holds (each factored once)."""
 
     @classmethod
     def of(cls, a: jax.Array, hermitian: bool) -> Problem:
         m, n = a.shape[-2:]
-        return cls(m, n, a.dtype, hermitian, _sharding.factored_in_place(a))
+        return cls(m, n, a.dtype, hermitian, _sharding.factored_in_place(a), math.prod(a.shape[:-2]))
 
 
 class Clean(NamedTuple):
@@ -89,14 +92,18 @@ class Verdict(NamedTuple):
 class Path(Protocol):
     """A way to compute ``pinv``/``lstsq`` that the SVD's result may be replaced by (:mod:`jaxpinv._dispatch`).
 
-    ``eligible`` is static (trace time: shape, dtype, ``hermitian``, sharding,
-    backend); ``decide`` is the sound per-matrix verdict from the path's own
-    first stage; ``pinv``/``solve`` finish where the whole batch qualified.
+    ``eligible`` (may it run here at all?) and ``repays`` (does its gain
+    repay its compile time at this size?) are static, decided at trace time
+    from the :class:`Problem`; ``decide`` is the sound per-matrix verdict from
+    the path's own first stage; ``pinv``/``solve`` finish where the whole
+    batch qualified.
     """
 
     name: str
 
     def eligible(self, problem: Problem) -> bool: ...
+
+    def repays(self, problem: Problem) -> bool: ...
 
     def decide(self, clean: Clean, atol: jax.Array, rtol: jax.Array, problem: Problem) -> Verdict: ...
 
@@ -105,11 +112,48 @@ class Path(Protocol):
     def solve(self, stage: Any, b: jax.Array, problem: Problem) -> SolveParts: ...
 
 
+class Batch(NamedTuple):
+    """The batch a core's outputs come out at: its shape, and zeros that carry the tolerances' sharding."""
+
+    shape: tuple[int, ...]
+    zeros: jax.Array
+
+    @classmethod
+    def of(cls, atol: jax.Array, rtol: jax.Array, *stacks: jax.Array) -> Batch:
+        """The batch of the tolerances (at the cutoffs' batch) and the ``stacks`` of matrices."""
+        shape = jnp.broadcast_shapes(atol.shape, rtol.shape, *(x.shape[:-2] for x in stacks))
+        return cls(tuple(shape), jnp.zeros_like(atol) + jnp.zeros_like(rtol))
+
+
+def at_batch(x: jax.Array, batch: Batch, core: int) -> jax.Array:
+    """``x`` (with ``core`` trailing non-batch dimensions) broadcast to ``batch``.
+
+    A core's outputs are at its cutoffs' batch (``a``'s, broadcast with the
+    tolerances'), also where a path computed one of them per matrix only:
+    the branches of a ``cond`` must agree in shape and, under explicit
+    sharding, in sharding: adding the zeros carries a sharded tolerance's
+    over to a result computed without it.
+    """
+    if x.shape[: x.ndim - core] == batch.shape:
+        return x
+    zeros = batch.zeros.reshape(batch.zeros.shape + (1,) * core).astype(x.dtype)
+    return jnp.broadcast_to(x, batch.shape + x.shape[x.ndim - core :]) + zeros
+
+
+def _poisoned(x: jax.Array, axis: tuple[int, ...]) -> jax.Array:
+    """Does ``x`` hold NaN or Inf along ``axis``? ``sum(x * 0)`` is 0 for finite entries, NaN otherwise.
+
+    One float sum-reduction: XLA's CPU backend compiles an and-reduction of
+    ``isfinite`` as three kernels (about 40 ms more per program), and its
+    max-reduction drops a NaN from 64 x 64 up unless it sits in the last lane
+    (jax 0.10.2), so not ``isfinite(max |x|)`` either.
+    """
+    return ~jnp.isfinite(jnp.sum(x * 0, axis=axis))
+
+
 def non_finite(x: jax.Array) -> jax.Array:
-    """Per matrix: does it hold NaN or Inf? One fused and-reduction."""
-    # XLA's CPU max-reduction drops a NaN from 64 x 64 up unless it sits in the last lane (jax 0.10.2),
-    # so not isfinite(max |x|).
-    return ~jnp.all(jnp.isfinite(x), axis=(-2, -1))
+    """Per matrix: does it hold NaN or Inf?"""
+    return _poisoned(x, (-2, -1))
 
 
 def _expand(flags: jax.Array, x: jax.Array) -> jax.Array:
@@ -139,7 +183,7 @@ def sanitize_columns(b: jax.Array) -> Clean:
     Column ``j`` of a solution depends on column ``j`` of ``b`` alone, so a
     non-finite entry spoils its own column and nothing else.
     """
-    bad = ~jnp.all(jnp.isfinite(b), axis=-2, keepdims=True)
+    bad = _poisoned(b, (-2,))[..., None, :]
     return Clean(zero_where(bad, b), bad)
 
 

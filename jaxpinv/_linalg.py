@@ -95,6 +95,13 @@ def complement(x: jax.Array) -> jax.Array:
     return jnp.eye(x.shape[-1], dtype=x.dtype) - x
 
 
+def broadcast_batch(*xs: jax.Array) -> tuple[jax.Array, ...]:
+    """Stacks of matrices broadcast to one batch shape (for the LAPACK kernels, which do not broadcast)."""
+    batch = jnp.broadcast_shapes(*(x.shape[:-2] for x in xs))
+    return tuple(jnp.broadcast_to(x, batch + x.shape[-2:]) for x in xs)
+
+
 def trsm(t: jax.Array, b: jax.Array, adjoint: bool = False) -> jax.Array:
-    """``t^-1 b`` (``t^-H b`` with ``adjoint``) for the upper triangle of ``t``."""
+    """``t^-1 b`` (``t^-H b`` with ``adjoint``) for the upper triangle of ``t``; batch dimensions broadcast."""
+    t, b = broadcast_batch(t, b)
     return lax.linalg.triangular_solve(t, b, left_side=True, lower=False, transpose_a=adjoint, conjugate_a=adjoint)

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxpinv import _check, _damped_core, _lstsq_core, _preamble, _svd, _validate
+from jaxpinv import _check, _damped_core, _lstsq_core, _preamble, _svd
 from jaxpinv._kernel import nan_where, rank, real_dtype, sanitize, sanitize_columns, zero_where
 from jaxpinv._linalg import h, mm
 from jaxpinv._preamble import Spec
@@ -60,15 +60,18 @@ def lstsq(
     - `b`: array of shape ``(*, m, k)``, or a vector right-hand side: ``(m,)``,
       or ``a.shape[:-1]`` (a vector per matrix), torch.linalg.solve's rule.
       Batch dimensions broadcast between `a`, `b` and the tolerances:
-      ``a (3, 1, m, n)`` with ``b (5, m, k)`` gives ``x (3, 5, n, k)``.
+      ``a (3, 1, m, n)`` with ``b (5, m, k)`` gives ``x (3, 5, n, k)``. Each
+      matrix is factored once: ``b``'s batch dimensions that `a` and the
+      tolerances lack are solved as further columns of one solve.
     - `atol`, `rtol`: [`pinv`][jaxpinv.pinv]'s tolerances, same semantics.
     - `damping`: if given, the ridge solution ``x = damped_pinv(a, damping) @ b``
       (minimises ``|a x - b|^2 + damping^2 |x|^2``), differentiable in
       `damping` too; it cannot be combined with `atol`/`rtol` (``damping=0``
       uses [`pinv`][jaxpinv.pinv]'s default cutoff). This path forms the damped
       pseudo-inverse.
-    - `method`: ``"auto"`` (default) or ``"svd"``, as for [`pinv`][jaxpinv.pinv]: with
-      ``"auto"``, a batch whose every matrix is clearly of full rank is solved
+    - `method`: ``"auto"`` (default), ``"qr"`` or ``"svd"``, as for
+      [`pinv`][jaxpinv.pinv] (``"auto"`` compiles the QR path in from
+      ``64**3`` on, ``"qr"`` at any size): a batch whose every matrix is clearly of full rank is solved
       by a Householder QR instead of the SVD (square and tall: ``x = R^-1
       Q^H b``; wide: the minimum-norm ``x = Q R^-H b`` from ``a^H = QR``).
       Not used with `damping`.
@@ -109,10 +112,10 @@ def lstsq(
 
     ```
     """
-    auto = _validate.method("lstsq", method)
+    method = _check.method("lstsq", method)
     if damping is None:
         c = _check.check("lstsq", a, b=b, atol=atol, rtol=rtol)
-        x = _lstsq_impl(c.a, c.b, c.atol, c.rtol, c.spec, auto)
+        x = _lstsq_impl(c.a, c.b, c.atol, c.rtol, c.spec, method)
     else:
         if atol is not None or rtol is not None:
             raise ValueError("lstsq: pass either 'damping' or the tolerances 'atol'/'rtol', not both.")
@@ -159,14 +162,14 @@ def lstsq_full(a: ArrayLike, b: ArrayLike, *, atol: Tolerance = None, rtol: Tole
     return out._replace(solution=out.solution[..., 0], residuals=out.residuals[..., 0]) if c.vector else out
 
 
-@partial(jax.jit, static_argnames=("spec", "auto"))
-def _lstsq_impl(a: jax.Array, b: jax.Array, atol: Any, rtol: Any, spec: Spec, auto: bool) -> jax.Array:
+@partial(jax.jit, static_argnames=("spec", "method"))
+def _lstsq_impl(a: jax.Array, b: jax.Array, atol: Any, rtol: Any, spec: Spec, method: str) -> jax.Array:
     x = _preamble.prepare(spec, a, atol, rtol, b=b)
     assert x.b is not None  # (for the type checker)
     b = x.b
     if x.a.size == 0 or b.shape[-1] == 0:  # no singular values or no right-hand side: x = 0
         return jnp.zeros(spec.batch + (x.a.shape[-1], b.shape[-1]), spec.out)
-    return _lstsq_core.parts(x.a, b, x.atol, x.rtol, auto).x.astype(spec.out)
+    return x.unfold(_lstsq_core.parts(x.a, b, x.atol, x.rtol, method).x).astype(spec.out)
 
 
 @partial(jax.jit, static_argnames=("spec",))
@@ -190,16 +193,20 @@ def _lstsq_full_impl(a: jax.Array, b: jax.Array, atol: Any, rtol: Any, spec: Spe
         return LstsqResult(
             jnp.zeros(spec.batch + (n, 0), spec.out),
             jnp.zeros(spec.batch + (0,), real),
-            rank(d.keep, d.bad),
-            nan_where(d.bad, d.values).astype(real),
+            jnp.broadcast_to(rank(d.keep, d.bad), spec.batch),
+            jnp.broadcast_to(nan_where(d.bad, d.values).astype(real), spec.batch + d.values.shape[-1:]),
         )
-    out = _lstsq_core.parts(x.a, b, x.atol, x.rtol, False)
+    out = _lstsq_core.parts(x.a, b, x.atol, x.rtol, "svd")  # the singular values: only the SVD has them
     # Per column, from the finite columns only: a NaN column must not reach the others' derivatives.
     rhs = sanitize_columns(b)
     residuals = jnp.sum(jnp.abs(rhs.a - mm(x.a, zero_where(rhs.bad, out.x))) ** 2, axis=-2)
-    residuals = nan_where(rhs.bad[..., 0, :], residuals)
+    residuals = x.unfold(nan_where(rhs.bad, residuals[..., None, :]))[..., 0, :]
+    values = spec.batch + out.values.shape[-1:]
     return LstsqResult(
-        out.x.astype(spec.out), residuals.astype(real), out.rank.astype(jnp.int32), out.values.astype(real)
+        x.unfold(out.x).astype(spec.out),
+        residuals.astype(real),
+        jnp.broadcast_to(out.rank.astype(jnp.int32), spec.batch),
+        jnp.broadcast_to(out.values.astype(real), values),
     )
 
 
@@ -215,4 +222,4 @@ def _damped_lstsq_impl(a: jax.Array, b: jax.Array, damping: Any, spec: Spec) -> 
     wide = m < n
     p = _damped_core.pinv(h(x.a) if wide else x.a, x.damping, x.atol, x.rtol)
     rhs = sanitize_columns(b)  # a non-finite column of b makes that column of x NaN, as in lstsq
-    return nan_where(rhs.bad, mm(h(p) if wide else p, rhs.a)).astype(spec.out)
+    return x.unfold(nan_where(rhs.bad, mm(h(p) if wide else p, rhs.a))).astype(spec.out)

@@ -18,12 +18,12 @@ from jax import lax
 
 from jaxpinv import _dispatch, _pinv_core
 from jaxpinv._batching import all_true
-from jaxpinv._kernel import Problem, SolveParts, nan_where, sanitize, sanitize_columns
+from jaxpinv._kernel import Batch, Problem, SolveParts, at_batch, nan_where, sanitize, sanitize_columns
 from jaxpinv._linalg import hmm, hmv, mm, zero_tangent
 
 
 @partial(jax.custom_jvp, nondiff_argnums=(4,))
-def parts(a: jax.Array, b: jax.Array, atol: jax.Array, rtol: jax.Array, auto: bool) -> SolveParts:
+def parts(a: jax.Array, b: jax.Array, atol: jax.Array, rtol: jax.Array, method: str) -> SolveParts:
     """``(pinv(a) @ b, rank, singular values)`` of a non-empty batch, without forming ``pinv(a)``.
 
     ``rank`` and the singular values describe `a` alone, as
@@ -31,17 +31,17 @@ def parts(a: jax.Array, b: jax.Array, atol: jax.Array, rtol: jax.Array, auto: bo
     there). A non-finite column of ``b`` makes that column of ``x`` NaN.
     """
     rhs = sanitize_columns(b)
-    out = _dispatch.solve(sanitize(a), rhs.a, atol, rtol, Problem.of(a, False), auto)
+    out = _dispatch.solve(sanitize(a), rhs.a, atol, rtol, Problem.of(a, False), method)
     return out._replace(x=nan_where(rhs.bad, out.x))
 
 
 @parts.defjvp
-def _parts_jvp(auto: bool, primals: tuple[jax.Array, ...], tangents: tuple[Any, ...]) -> tuple[Any, Any]:
+def _parts_jvp(method: str, primals: tuple[jax.Array, ...], tangents: tuple[Any, ...]) -> tuple[Any, Any]:
     a, b, atol, rtol = primals
     da, db = tangents[:2]
     m, n = a.shape[-2:]
     # P from pinv's own custom_jvp keeps higher derivatives stable; x = P b is then differentiable through it.
-    pp = _pinv_core.parts(a, atol, rtol, False, auto)
+    pp = _pinv_core.parts(a, atol, rtol, False, method)
     p, rank, scale = pp.p, pp.rank, lax.stop_gradient(pp.scale)  # a constant (see _pinv_core._tall)
     # As in the forward: a non-finite column of b makes that column of x (and of dx) NaN. The terms
     # below use the zeroed columns, so in reverse mode no NaN reaches the other columns' cotangents.
@@ -75,6 +75,7 @@ def _parts_jvp(auto: bool, primals: tuple[jax.Array, ...], tangents: tuple[Any, 
     # reverse mode materialises a single cotangent for dA.
     branches = [base, lambda: base() + third(), lambda: base() + second(), lambda: base() + second() + third()]
     index = (~full_row).astype(jnp.int32) * 2 + (~full_col).astype(jnp.int32)
-    dx = nan_where(rhs.bad, lax.switch(index, branches))
-    out = SolveParts(nan_where(rhs.bad, x), rank, pp.values)
-    return out, SolveParts(dx, zero_tangent(rank), zero_tangent(pp.values))
+    batch = Batch.of(atol, rtol, a, b)  # the forward's batch and sharding
+    dx = at_batch(nan_where(rhs.bad, lax.switch(index, branches)), batch, 2)
+    out = SolveParts(at_batch(nan_where(rhs.bad, x), batch, 2), at_batch(rank, batch, 0), at_batch(pp.values, batch, 1))
+    return out, SolveParts(dx, zero_tangent(out.rank), zero_tangent(out.values))

@@ -22,24 +22,28 @@ from jaxpinv._linalg import complement, h, hmm, mm, mm_h, zero_tangent
 
 
 @partial(jax.custom_jvp, nondiff_argnums=(3, 4))
-def parts(a: jax.Array, atol: jax.Array, rtol: jax.Array, hermitian: bool, auto: bool) -> PinvParts:
+def parts(a: jax.Array, atol: jax.Array, rtol: jax.Array, hermitian: bool, method: str) -> PinvParts:
     """:class:`PinvParts` of a non-empty batch ``a`` (Hermitian already formed if ``hermitian``).
 
-    With ``auto``, a path the dispatch prefers (:mod:`jaxpinv._dispatch`) may
-    compute them where the whole batch qualifies; else the SVD does.
+    ``a`` is factored at its own batch shape; the parts come out at that
+    shape broadcast with the tolerances'.
+
+    ``method`` is the user's (``"auto"`` or a path's name): a path the
+    dispatch prefers (:mod:`jaxpinv._dispatch`) may compute them where the
+    whole batch qualifies; else the SVD does.
     """
-    return _dispatch.pinv(sanitize(a), atol, rtol, Problem.of(a, hermitian), auto)
+    return _dispatch.pinv(sanitize(a), atol, rtol, Problem.of(a, hermitian), method)
 
 
 @parts.defjvp
 def _parts_jvp(
-    hermitian: bool, auto: bool, primals: tuple[jax.Array, ...], tangents: tuple[jax.Array, ...]
+    hermitian: bool, method: str, primals: tuple[jax.Array, ...], tangents: tuple[jax.Array, ...]
 ) -> tuple[PinvParts, PinvParts]:
     a, atol, rtol = primals
     da = tangents[0]  # the tolerances' tangents are ignored: not differentiable
     # Calling the custom_jvp function itself (not the factors) keeps every
     # derivative of this rule on stable ground: P's own derivative is this rule.
-    out = parts(a, atol, rtol, hermitian, auto)
+    out = parts(a, atol, rtol, hermitian, method)
     dp = tangent(a, out, da, hermitian)
     m, n = a.shape[-2:]
     if out.gram.size == 0:

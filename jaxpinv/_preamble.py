@@ -6,6 +6,7 @@ a static :class:`Spec`, and validates nothing again.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
@@ -17,7 +18,14 @@ from jaxpinv._linalg import h
 
 
 class Spec(NamedTuple):
-    """What the host check found (hashable: a static argument of the jitted implementations)."""
+    """What the host check found (hashable: a static argument of the jitted implementations).
+
+    The three batch shapes have one length (``a``'s padded with leading 1s):
+    broadcasting is not batching, so a matrix that broadcasts against the
+    tolerances, the damping or ``b`` is factored once, at ``a_batch``; the
+    cutoffs and filter factors apply at ``cut_batch``; ``b``'s remaining batch
+    dimensions are solved as further columns (:func:`_fold`).
+    """
 
     compute: Any
     """The dtype the factorizations run in; its eps sets the default ``rtol``."""
@@ -26,18 +34,67 @@ class Spec(NamedTuple):
     batch: tuple[int, ...]
     """The result's batch shape: ``a``, ``b``, the tolerances and the damping broadcast."""
     a_batch: tuple[int, ...]
-    """The batch shape ``a`` is factored at (``batch`` unless ``b`` alone enlarges it)."""
+    """``a``'s own batch shape: what is factored."""
+    cut_batch: tuple[int, ...]
+    """``a``'s batch broadcast with the tolerances' (or the damping's) shapes: where a cutoff applies."""
     hermitian: bool = False
 
 
+def _same(x: jax.Array) -> jax.Array:
+    return x
+
+
 class Prepared(NamedTuple):
-    """The preamble's arrays: ``a`` (and ``b``) cast, broadcast and placed; tolerances resolved."""
+    """The preamble's arrays: ``a`` (and ``b``) cast and placed; tolerances resolved.
+
+    ``a`` is at ``spec.a_batch``, the tolerances and the damping at
+    ``spec.cut_batch``, ``b`` folded to ``spec.cut_batch``: ``unfold`` brings
+    a result ``(*, r, F k)`` back to ``(*spec.batch, r, k)``.
+    """
 
     a: jax.Array
     atol: jax.Array
     rtol: jax.Array
     b: jax.Array | None = None
     damping: jax.Array | None = None
+    unfold: Callable[[jax.Array], jax.Array] = _same
+
+
+def _folded(spec: Spec) -> tuple[int, ...]:
+    """The batch dimensions of ``b`` that neither ``a`` nor a cutoff has: solved as further columns."""
+    return tuple(d for d, (c, full) in enumerate(zip(spec.cut_batch, spec.batch)) if c == 1 and full > 1)
+
+
+def _fold(spec: Spec, b: jax.Array) -> tuple[jax.Array, Callable[[jax.Array], jax.Array]]:
+    """``b`` at ``spec.batch`` as ``(*cut_batch, m, F k)`` (its dimensions in :func:`_folded` moved into the
+    columns), and the inverse for a result ``(*cut_batch, r, F k)``.
+
+    Column ``j`` of ``pinv(a) @ b`` depends on column ``j`` of ``b`` alone, so
+    many right-hand sides against one matrix are one solve with more columns.
+    A ``b`` with an explicit sharding is left as it is (a reshape of it would
+    need its output's sharding spelled out): ``a`` is still factored once, the
+    factors broadcast against ``b`` in the solves.
+    """
+    free = _folded(spec)
+    if not free or _sharding.explicitly_sharded(b):
+        return b, _same
+    lead = len(spec.batch)
+    kept = [d for d in range(lead) if d not in free]
+    b = jnp.transpose(b, (*kept, lead, *free, lead + 1))  # (*kept, m, *free, k)
+    b = b.reshape(spec.cut_batch + (b.shape[len(kept)], -1))  # cut_batch is 1 at the free dimensions
+    # a result comes back as (*kept, r, *free, k): each batch dimension to its place
+    order = [0] * (lead + 2)
+    for i, d in enumerate(kept):
+        order[d] = i
+    for i, d in enumerate(free):
+        order[d] = len(kept) + 1 + i
+    order[lead], order[lead + 1] = len(kept), lead + 1
+
+    def unfold(x: jax.Array) -> jax.Array:
+        shape = tuple(spec.cut_batch[d] for d in kept) + (x.shape[-2],) + tuple(spec.batch[d] for d in free) + (-1,)
+        return jnp.transpose(x.reshape(shape), order)
+
+    return b, unfold
 
 
 def hermitian_from_lower(a: jax.Array) -> jax.Array:
@@ -56,28 +113,28 @@ def hermitian_from_lower(a: jax.Array) -> jax.Array:
 def prepare(
     spec: Spec, a: jax.Array, atol: Any = None, rtol: Any = None, b: jax.Array | None = None, damping: Any = None
 ) -> Prepared:
-    """Cast to ``spec.compute``, broadcast, put on one mesh and one batch sharding, read the lower triangle if Hermitian.
+    """Cast to ``spec.compute``, put on one mesh and one batch sharding, read the lower triangle if Hermitian.
 
-    ``a``, the tolerances and the damping come out at ``spec.a_batch``, ``b``
-    (a stack ``(*, m, k)``) at ``spec.batch``. A matrix TSQR factors in place
-    keeps its sharding (``b`` is sharded like its rows); any other sharding
-    of the matrix dimensions is gathered (:mod:`jaxpinv._sharding`).
+    ``a`` stays at its own batch shape (``spec.a_batch``), the tolerances and
+    the damping come out at ``spec.cut_batch``, ``b`` (a stack ``(*, m, k)``)
+    folded (:func:`_fold`). A matrix TSQR factors in place keeps its sharding
+    (``b`` is sharded like its rows); any other sharding of the matrix
+    dimensions is gathered (:mod:`jaxpinv._sharding`).
     """
     m, n = a.shape[-2:]
-    a = jnp.broadcast_to(a.astype(spec.compute), spec.a_batch + (m, n))
-    atol, rtol = _tolerance.resolve(atol, rtol, spec.a_batch, m, n, spec.compute)
+    a = jnp.broadcast_to(a.astype(spec.compute), spec.a_batch + (m, n))  # leading 1s only
+    atol, rtol = _tolerance.resolve(atol, rtol, spec.cut_batch, m, n, spec.compute)
     if damping is not None:
-        damping = jnp.broadcast_to(jnp.abs(jnp.asarray(damping).astype(real_dtype(spec.compute))), spec.a_batch)
-    together = False  # does b meet a at one batch sharding?
+        damping = jnp.broadcast_to(jnp.abs(jnp.asarray(damping).astype(real_dtype(spec.compute))), spec.cut_batch)
+    unfold: Callable[[jax.Array], jax.Array] = _same
     if b is not None:
-        b = jnp.broadcast_to(b.astype(spec.compute), spec.batch + b.shape[-2:])
+        b, unfold = _fold(spec, jnp.broadcast_to(b.astype(spec.compute), spec.batch + b.shape[-2:]))
         a, b = _sharding.on_common_mesh(a, b), _sharding.on_common_mesh(b, a)
-        together = spec.batch == spec.a_batch
-    # In this order: the first explicit batch sharding among them wins (see align_batch).
-    arrays = [a, b, atol, rtol, damping] if together else [a, atol, rtol, damping]
-    arrays = _sharding.align_batch([x for x in arrays if x is not None], len(spec.a_batch))
+    # In this order: the first explicit batch sharding among them wins (see align_batch); a dimension
+    # of size 1 (where one broadcasts against the others) is left unsharded.
+    arrays = _sharding.align_batch([x for x in [a, b, atol, rtol, damping] if x is not None], len(spec.batch))
     a = arrays.pop(0)
-    if together:
+    if b is not None:
         b = arrays.pop(0)
     atol, rtol = arrays.pop(0), arrays.pop(0)
     damping = arrays.pop(0) if damping is not None else None
@@ -86,4 +143,4 @@ def prepare(
         b = _sharding.like_rows(b, a)
     if spec.hermitian and a.size:
         a = jax.checkpoint(hermitian_from_lower)(a)
-    return Prepared(a, atol, rtol, b, damping)
+    return Prepared(a, atol, rtol, b, damping, unfold)

@@ -83,11 +83,15 @@ from jaxpinv._kernel import (
     real_dtype,
     unit_scale,
 )
-from jaxpinv._linalg import eye_like, h, hmm, mm, mm_h, trsm, zero_tangent
+from jaxpinv._linalg import broadcast_batch, eye_like, h, hmm, mm, mm_h, trsm, zero_tangent
 
 # jax<0.10: no public lax.linalg.ormqr (Q^H b from the reflectors without forming Q); Q is formed instead.
 _ormqr = getattr(lax.linalg, "ormqr", None)
 
+# method="auto" compiles this path in from this much work per call (batch * m * n * min(m, n)): one
+# 64 x 64 matrix, where it saves about 0.25 ms a call on a CPU core and repays the ~0.25 s it adds
+# to the compile time within about 1000 calls; below, it cannot (measured: the performance page).
+MIN_WORK = 64**3
 MARGIN = 8.0
 STEPS = 8
 SMALL = 128  # R up to this size: explicit R^-1 and Schatten-norm bounds (see factor)
@@ -128,21 +132,18 @@ def _vector_norm(v: jax.Array) -> jax.Array:
     return _norm(v, (-2,))
 
 
-def _frobenius(x: jax.Array) -> jax.Array:
-    """Frobenius norm of each matrix."""
-    return _norm(x, (-2, -1))[..., 0, 0]
-
-
 def _schatten4(x: jax.Array) -> jax.Array:
     """Schatten 4-norm ``(sum sigma_i^4)^(1/4) = ||x x^H||_F^(1/2)`` of each matrix: one matmul.
 
     It bounds the 2-norm from above, loose by at most ``k^(1/4)`` for ``k``
     values (the Frobenius norm: ``sqrt(k)``). ``x`` is divided by its largest
-    magnitude first, so ``x x^H`` neither over- nor underflows.
+    magnitude first, so ``y y^H`` neither over- nor underflows: its entries
+    are at most ``k`` and its 2-norm at least 1 (a column of ``y`` has norm >= 1).
     """
     top = jnp.max(jnp.abs(x), axis=(-2, -1))
     y = x / jnp.where(top > 0, top, 1)[..., None, None]  # the zero matrix stays 0; inf or NaN: NaN, refused
-    return top * jnp.sqrt(_frobenius(mm_h(y, y)))
+    w = mm_h(y, y)
+    return top * jnp.sqrt(jnp.sqrt(jnp.sum(jnp.real(w * jnp.conj(w)), axis=(-2, -1))))
 
 
 def _start(like: jax.Array) -> jax.Array:
@@ -245,7 +246,8 @@ def factor(clean: Clean, atol: jax.Array, rtol: jax.Array) -> tuple[QrFactors, j
     if k <= SMALL:
         # Rigorous bounds, no iteration: sigma_max <= ||R||_S4, sigma_min >= 1 / ||R^-1||_S4.
         rinv = trsm(r, eye_like(r))
-        s_hi, s_lo = _schatten4(r), 1 / _schatten4(rinv)
+        norms = _schatten4(jnp.stack([r, rinv]))  # one set of kernels for both (compile time)
+        s_hi, s_lo = norms[0], 1 / norms[1]
         return QrFactors(qr, rinv), s_hi, decide(s_hi, s_lo, atol, rtol, max(m, n), eps) | bad
     diag = jnp.abs(jnp.sum(r * eye_like(r), axis=-1))  # the diagonal, one fused product
     screen = decide(jnp.max(diag, axis=-1), jnp.min(diag, axis=-1), atol, rtol, max(m, n), eps) | bad
@@ -292,6 +294,9 @@ def _apply_q(factors: QrFactors, y: jax.Array, adjoint: bool) -> jax.Array:
     """``Q y`` (``Q^H y`` with ``adjoint``; then only its first ``k`` rows) from the reflectors."""
     packed, taus, _ = factors.qr
     m, k = packed.shape[-2:]
+    if packed.shape[:-2] != y.shape[:-2]:  # one factorization, many cutoffs' right-hand sides
+        packed, y = broadcast_batch(packed, y)
+        taus = jnp.broadcast_to(taus, packed.shape[:-2] + taus.shape[-1:])
     if _ormqr is None:  # pragma: no cover - jax<0.10 (the floor run takes this)
         q = qr_of(factors)[0]
         return hmm(q, y) if adjoint else mm(q, y)
@@ -329,6 +334,10 @@ class QrPath:
     def eligible(self, problem: Problem) -> bool:
         """Everywhere but a matrix TSQR factors in place (its SVD path reduces by TSQR)."""
         return not problem.in_place
+
+    def repays(self, problem: Problem) -> bool:
+        """From ``matrices * m * n * min(m, n) >= MIN_WORK`` on (see :data:`MIN_WORK`)."""
+        return problem.matrices * problem.m * problem.n * min(problem.m, problem.n) >= MIN_WORK
 
     def decide(self, clean: Clean, atol: jax.Array, rtol: jax.Array, problem: Problem) -> Verdict:
         factors, s_hi, ok = factor(clean, atol, rtol)

@@ -81,6 +81,11 @@ def _size(mesh: Any, entry: Any) -> int:
     return math.prod(mesh.shape[name] for name in _axes(entry))
 
 
+def explicitly_sharded(x: jax.Array) -> bool:
+    """Does ``x``'s type carry an explicit sharding of some dimension? (Then a reshape must spell out its output's.)"""
+    return _explicit(x) is not None
+
+
 def factored_in_place(a: jax.Array) -> bool:
     """Is ``a`` a batch of tall matrices sharded along their rows (or wide along their columns) that TSQR factors in place?"""
     info = _explicit(a)
@@ -172,7 +177,9 @@ def align_batch(arrays: list[jax.Array], nbatch: int) -> list[jax.Array]:
     out = []
     for x, info in zip(arrays, infos):
         current = tuple(info[1]) if info is not None else (None,) * x.ndim
-        target = (*common, *current[nbatch:])
+        # a dimension of size 1 broadcasts (a matrix factored once for many tolerances): not sharded
+        batch = tuple(e if x.shape[d] > 1 else None for d, e in enumerate(common))
+        target = (*batch, *current[nbatch:])
         if current != target:
             x = _reshard(x, NamedSharding(mesh, PartitionSpec(*target)))
         out.append(x)

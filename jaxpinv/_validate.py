@@ -109,11 +109,12 @@ def square(fname: str, argname: str, a: jax.Array) -> None:
         )
 
 
-def method(fname: str, value: Any) -> bool:
-    """Check ``method`` (``"auto"`` or ``"svd"``); return whether the fast path is allowed."""
-    if isinstance(value, str) and value in ("auto", "svd"):
-        return value == "auto"
-    raise ValueError(f"{fname}: argument 'method' must be 'auto' or 'svd'; got {value!r}.")
+def method(fname: str, value: Any, paths: tuple[str, ...]) -> str:
+    """Check ``method``: ``"auto"`` or one of the ``paths``' names (the SVD's last); return it."""
+    if isinstance(value, str) and value in ("auto", *paths):
+        return value
+    names = ", ".join(repr(p) for p in ("auto", *paths[:-1]))
+    raise ValueError(f"{fname}: argument 'method' must be {names} or {paths[-1]!r}; got {value!r}.")
 
 
 def static_bool(fname: str, argname: str, value: Any) -> bool:

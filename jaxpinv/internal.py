@@ -12,7 +12,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jaxpinv import _check, _dispatch, _preamble, _qr, _svd, _validate
+from jaxpinv import _check, _dispatch, _preamble, _qr, _svd
 from jaxpinv._kernel import Problem, non_finite, sanitize
 
 __all__ = ["QR_MARGIN", "QR_RATIO", "QR_SMALL", "QR_STEPS", "non_finite", "path_names", "path_taken"]
@@ -37,15 +37,15 @@ def path_taken(a: Any, *, atol: Any = None, rtol: Any = None, hermitian: bool = 
 
     ``"none"`` for an empty batch (nothing is factored).
     """
-    auto = _validate.method("path_taken", method)
+    method = _check.method("path_taken", method)
     c = _check.check("path_taken", a, atol=atol, rtol=rtol, hermitian=hermitian)
-    index = _taken(c.a, c.atol, c.rtol, c.spec, auto)
+    index = _taken(c.a, c.atol, c.rtol, c.spec, method)
     return "none" if index < 0 else _dispatch.names()[int(index)]
 
 
-@partial(jax.jit, static_argnames=("spec", "auto"))
-def _taken(a: jax.Array, atol: Any, rtol: Any, spec: _preamble.Spec, auto: bool) -> jax.Array:
+@partial(jax.jit, static_argnames=("spec", "method"))
+def _taken(a: jax.Array, atol: Any, rtol: Any, spec: _preamble.Spec, method: str) -> jax.Array:
     x = _preamble.prepare(spec, a, atol, rtol)
     if x.a.size == 0:
         return jnp.int32(-1)
-    return _dispatch.taken(sanitize(x.a), x.atol, x.rtol, Problem.of(x.a, spec.hermitian), auto)
+    return _dispatch.taken(sanitize(x.a), x.atol, x.rtol, Problem.of(x.a, spec.hermitian), method)

@@ -64,3 +64,12 @@ def test_bench_latency_quick_runs():
     jnp_rows = [row for row in rows if row.split("|")[1].strip().endswith("jnp")]
     assert all("(1.00×)" in row for row in jnp_rows)  # each peer row is its own reference
     assert "nan" not in proc.stdout
+
+
+@pytest.mark.timeout(300)
+def test_bench_broadcast_quick_runs():
+    proc = run_python([str(REPO / "benchmarks" / "bench.py"), "--broadcast", "--quick"], cwd=REPO, timeout=280)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("| `")]
+    assert [row.split("`")[1].split("(")[0] for row in rows] == ["pinv", "damped_pinv", "lstsq"]
+    assert all(len(row.split("|")) == 8 for row in rows) and "nan" not in proc.stdout

@@ -1,0 +1,82 @@
+"""The static policy: ``method="auto"`` compiles the QR path in only where its gain can repay its compile time.
+
+The rule is decided at trace time from the shape (``matrices * m * n *
+min(m, n) >= 64**3``, the performance page) and is overridable: ``method="qr"``
+compiles the QR path in at any size, ``method="svd"`` never. Structure (is a
+``geqrf`` in the program?) and ``path_taken`` are checked on both sides of
+the threshold; values are the same whichever path runs (NumPy reference).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from helpers import forward_tol, random_matrix, rel_err
+
+import jaxpinv
+from jaxpinv.internal import path_taken
+
+
+def _has_geqrf(f, *args) -> bool:
+    """Is there a ``geqrf`` anywhere in the program (sub-jaxprs included)?"""
+
+    def walk(jaxpr) -> bool:
+        for eqn in jaxpr.eqns:
+            if eqn.primitive.name == "geqrf":
+                return True
+            for param in eqn.params.values():
+                for sub in param if isinstance(param, (tuple, list)) else (param,):
+                    inner = getattr(sub, "jaxpr", sub)
+                    if hasattr(inner, "eqns") and walk(inner):
+                        return True
+        return False
+
+    return walk(jax.make_jaxpr(f)(*args).jaxpr)
+
+
+# (shape, compiled in under "auto"): the threshold is 64^3 = 262144 multiply-adds' worth of work
+SHAPES = [
+    ((8, 8), False),
+    ((63, 63), False),
+    ((64, 64), True),
+    ((256, 16), False),  # 65536
+    ((1024, 16), True),  # 262144
+    ((16, 1024), True),  # wide alike
+    ((4096, 8, 8), True),  # a batch of small matrices: 2097152
+    ((3, 32, 32), False),  # 98304
+]
+
+
+@pytest.mark.parametrize("shape,compiled", SHAPES)
+def test_auto_compiles_the_qr_path_in_from_the_threshold(shape, compiled):
+    a = jnp.asarray(random_matrix(np.random.default_rng(sum(shape)), shape, np.float32, cond=10.0))
+    assert _has_geqrf(jaxpinv.pinv, a) == compiled
+    assert _has_geqrf(lambda a: jax.grad(lambda a: jnp.sum(jaxpinv.pinv(a)))(a), a) == compiled
+    assert path_taken(a) == ("qr" if compiled else "svd")
+    assert path_taken(a, method="qr") == "qr"  # the override: at any size
+    assert path_taken(a, method="svd") == "svd"
+
+
+@pytest.mark.parametrize("shape", [(6, 6), (9, 4), (2, 4, 9)])
+def test_values_do_not_depend_on_the_policy(shape):
+    rng = np.random.default_rng(1)
+    a = random_matrix(rng, shape, np.float32, cond=100.0)
+    ref = np.linalg.pinv(a.astype(np.float64))
+    for method in ("auto", "qr", "svd"):
+        # both paths backward stable: 10 n eps cond (helpers.forward_tol)
+        assert rel_err(jaxpinv.pinv(a, method=method), ref) < forward_tol(np.float32, 100.0, max(shape[-2:]))
+    b = rng.standard_normal(shape[:-1]).astype(np.float32)
+    x_ref = np.einsum("...ij,...j->...i", ref, b.astype(np.float64))
+    for method in ("auto", "qr", "svd"):
+        assert rel_err(jaxpinv.lstsq(a, b, method=method), x_ref) < forward_tol(np.float32, 100.0, max(shape[-2:]))
+
+
+def test_lstsq_follows_the_same_policy():
+    rng = np.random.default_rng(2)
+    small = jnp.asarray(random_matrix(rng, (8, 8), np.float32, cond=10.0))
+    large = jnp.asarray(random_matrix(rng, (64, 64), np.float32, cond=10.0))
+    assert not _has_geqrf(jaxpinv.lstsq, small, small[:, 0])
+    assert _has_geqrf(lambda a, b: jaxpinv.lstsq(a, b, method="qr"), small, small[:, 0])
+    assert _has_geqrf(jaxpinv.lstsq, large, large[:, 0])
