@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxpinv import _dispatch, _tolerance, _validate
+from jaxpinv import _dispatch, _sharding, _tolerance, _validate
 from jaxpinv._preamble import Spec
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -49,7 +49,12 @@ def _foreign(fname: str, name: str, params: tuple[str, ...], kwargs: dict[str, A
 
 
 def keywords(fname: str) -> Callable[[F], F]:
-    """A public function whose unknown keyword arguments get an error saying what to use instead.
+    """The host boundary of a public function: keyword hints, and eager arrays on ``Auto`` mesh axes made explicit.
+
+    Positional arrays of an eager call sharded over ``Auto`` mesh axes move to
+    the same devices' ``Explicit`` twin mesh for the call and the results back
+    (:func:`jaxpinv._sharding.on_explicit_axes`), so that TSQR sees a
+    row-sharded matrix.
 
     NumPy's, JAX's, torch's and SciPy's names (``rcond``, ``tol``, ``driver``,
     ``hermitian`` where there is none, ``out``...) raise a ``TypeError`` naming
@@ -62,8 +67,11 @@ def keywords(fname: str) -> Callable[[F], F]:
 
         @functools.wraps(f)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
+            # An eager call's arrays on Auto mesh axes go to their Explicit twin (TSQR can then see the sharding).
+            moved, mesh = _sharding.on_explicit_axes(fname, args + tuple(kwargs.values()))
+            args, kwargs = moved[: len(args)], dict(zip(kwargs, moved[len(args) :]))
             try:
-                return f(*args, **kwargs)
+                return _sharding.back_on(mesh, f(*args, **kwargs))
             except TypeError:
                 for name in kwargs:
                     hint = None if name in params else _foreign(fname, name, params, kwargs)

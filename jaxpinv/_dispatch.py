@@ -19,11 +19,11 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxpinv import _qr, _svd
+from jaxpinv import _cholesky, _qr, _svd
 from jaxpinv._batching import all_true
 from jaxpinv._kernel import Batch, Clean, Path, PinvParts, Problem, SolveParts, at_batch
 
-PATHS: tuple[Path, ...] = (_qr.PATH,)
+PATHS: tuple[Path, ...] = (_cholesky.PATH, _qr.PATH)
 """The registry: paths that may replace the SVD, most preferred first."""
 
 SVD = "svd"

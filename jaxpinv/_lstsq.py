@@ -69,7 +69,8 @@ def lstsq(
       `damping` too; it cannot be combined with `atol`/`rtol` (``damping=0``
       uses [`pinv`][jaxpinv.pinv]'s default cutoff). This path forms the damped
       pseudo-inverse.
-    - `method`: ``"auto"`` (default), ``"qr"`` or ``"svd"``, as for
+    - `method`: ``"auto"`` (default), ``"qr"`` or ``"svd"`` (``"cholesky"``
+      is accepted and runs the SVD: `a` is never taken as Hermitian here), as for
       [`pinv`][jaxpinv.pinv] (``"auto"`` compiles the QR path in from
       ``64**3`` on, ``"qr"`` at any size): a batch whose every matrix is clearly of full rank is solved
       by a Householder QR instead of the SVD (square and tall: ``x = R^-1

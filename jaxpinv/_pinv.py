@@ -70,16 +70,18 @@ def pinv(
       ``|eigenvalues|`` play the part of singular values. The derivative is
       that of exactly this function: it is zero with respect to the upper
       triangle.
-    - `method`: ``"auto"`` (default), ``"qr"`` or ``"svd"``. The result is
-      defined by the SVD; ``"auto"`` computes it from a Householder QR
-      (``R^-1 Q^H``) when every matrix of the batch is clearly of full rank
-      (its smallest singular value estimated above 8 times the cutoff), which
-      gives the same result up to rounding at a fraction of the cost, and
-      compiles that path in only where it can repay its compile time (from
+    - `method`: ``"auto"`` (default), ``"cholesky"``, ``"qr"`` or ``"svd"``.
+      The result is defined by the SVD (``eigh``); ``"auto"`` computes it
+      from a Householder QR (``R^-1 Q^H``), or for ``hermitian=True`` and
+      positive definite input from a Cholesky factor (``U^-1 U^-H``), when
+      every matrix of the batch is clearly of full rank (its smallest
+      singular value estimated above 8 times the cutoff), which gives the
+      same result up to rounding at a fraction of the cost, and compiles
+      those paths in only where they can repay their compile time (from
       ``matrices * m * n * min(m, n) >= 64**3`` on: one 64 x 64 matrix, a
-      batch of 512 8 x 8). ``"qr"`` compiles it in at any size (a small
-      matrix inverted many times). ``"svd"`` always runs the SVD (for
-      bit-level comparison with ``torch.linalg.pinv`` or
+      batch of 512 8 x 8). ``"qr"`` or ``"cholesky"`` compiles that path in
+      at any size (a small matrix inverted many times). ``"svd"`` always runs
+      the SVD (for bit-level comparison with ``torch.linalg.pinv`` or
       ``jnp.linalg.pinv``). See the documentation: [Which path
       runs][which-path-runs].
 
@@ -95,7 +97,7 @@ def pinv(
 
     - `TypeError`: `a` is not numeric; a tolerance is complex or not numeric;
       `hermitian` is not a Python bool.
-    - `ValueError`: `method` is not ``"auto"``, ``"qr"`` or ``"svd"``; ``a.ndim < 2``;
+    - `ValueError`: `method` is not ``"auto"``, ``"cholesky"``, ``"qr"`` or ``"svd"``; ``a.ndim < 2``;
       ``hermitian=True`` with non-square
       matrices; a tolerance known at trace time is negative or NaN (traced
       negative tolerances are treated as 0); the tolerances do not broadcast
@@ -105,8 +107,10 @@ def pinv(
     device factoring its own matrices. A tall matrix sharded along its rows
     over ``Explicit`` mesh axes (wide: along its columns) is factored in place
     by TSQR, nothing with ``m`` rows moving between devices; the result comes
-    back sharded along its columns. Any other sharding of the matrix
-    dimensions is first gathered whole onto each device. See
+    back sharded along its columns. On ``Auto`` mesh axes an eager call does
+    the same (under ``jit`` XLA gathers the matrix). Any other sharding of the
+    matrix dimensions is first gathered whole onto each device (an eager call
+    on ``Auto`` axes warns). See
     [Scaling out][scaling-out].
 
     **Derivatives:** a ``jax.custom_jvp`` rule (Golub and Pereyra, 1973),
@@ -159,7 +163,7 @@ def pinverse(input: ArrayLike, rcond: float = 1e-15, *, method: str = "auto") ->
     - `input`: array of shape ``(*, m, n)``, as for :func:`pinv`.
     - `rcond`: the relative tolerance, a non-negative Python number or a real
       array broadcasting against the batch shape.
-    - `method`: ``"auto"``, ``"qr"`` or ``"svd"``, as for :func:`pinv`.
+    - `method`: ``"auto"``, ``"cholesky"``, ``"qr"`` or ``"svd"``, as for :func:`pinv`.
 
     **Returns:**
 

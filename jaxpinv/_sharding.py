@@ -33,13 +33,16 @@ resharded so that each matrix lives whole on the devices that hold it
 (:func:`prepare`): an all-gather of the matrix, ``O(m n)`` bytes per device,
 and then the single-device algorithm. The batch dimensions keep their
 sharding throughout. With ``Auto`` mesh axes the sharding is the compiler's
-business, not the type's: XLA's partitioner gathers the matrix for the
-factorizations (the documented cost; use ``Explicit`` axes for TSQR).
+business, not the type's: under ``jit`` XLA's partitioner gathers the matrix
+for the factorizations (the documented cost; use ``Explicit`` axes for TSQR);
+an eager call moves its arrays to the mesh's ``Explicit`` twin first
+(:func:`on_explicit_axes`), so TSQR applies there too.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import jax
@@ -79,6 +82,75 @@ def _axes(entry: Any) -> tuple[Any, ...]:
 def _size(mesh: Any, entry: Any) -> int:
     """How many devices one spec entry splits its dimension over."""
     return math.prod(mesh.shape[name] for name in _axes(entry))
+
+
+def _auto_matrix_sharding(x: Any) -> NamedSharding | None:
+    """The sharding of a concrete array whose matrix dimensions are sharded over ``Auto`` mesh axes, else None."""
+    if isinstance(x, jax.core.Tracer) or not isinstance(getattr(x, "sharding", None), NamedSharding):
+        return None
+    sharding = x.sharding
+    mesh = sharding.mesh
+    types = getattr(mesh, "axis_types", None)
+    explicit = getattr(getattr(jax.sharding, "AxisType", None), "Explicit", None)
+    if types is None or explicit is None or getattr(x, "ndim", 0) < 2:  # pragma: no cover - jax<0.6
+        return None
+    spec = tuple(sharding.spec) + (None,) * (x.ndim - len(tuple(sharding.spec)))
+    matrix_axes = {axis for entry in spec[-2:] for axis in _axes(entry)}
+    if not matrix_axes or all(types[mesh.axis_names.index(axis)] == explicit for axis in matrix_axes):
+        return None
+    return sharding
+
+
+def on_explicit_axes(fname: str, args: tuple[Any, ...]) -> tuple[tuple[Any, ...], Any]:
+    """Arrays of an eager call sharded over ``Auto`` mesh axes, moved to the same devices' ``Explicit`` twin mesh.
+
+    With ``Auto`` axes the sharding is not part of a traced value's type, so
+    the jitted implementation cannot see it and XLA gathers the matrix for the
+    factorizations. An eager call holds the concrete array: here its mesh is
+    re-declared with ``Explicit`` axes (the same devices and names, so
+    ``device_put`` moves nothing) and TSQR can factor a row-sharded matrix in
+    place. Returns the arguments and the twin mesh's original (or None): the
+    caller puts its results back on it. A matrix whose sharding TSQR cannot
+    factor in place is gathered whole either way: a warning says so.
+    """
+    shardings = [_auto_matrix_sharding(x) for x in args]
+    first = next((i for i, s in enumerate(shardings) if s is not None), None)
+    if first is None:
+        return args, None
+    found = shardings[first]
+    assert found is not None  # (for the type checker)
+    mesh = found.mesh
+    twin = jax.sharding.Mesh(
+        mesh.devices, mesh.axis_names, axis_types=(jax.sharding.AxisType.Explicit,) * len(mesh.axis_names)
+    )
+
+    def move(x: Any) -> Any:
+        if isinstance(getattr(x, "sharding", None), NamedSharding) and x.sharding.mesh == mesh:
+            return jax.device_put(x, NamedSharding(twin, x.sharding.spec))
+        return x
+
+    moved = tuple(move(x) for x in args)
+    if not factored_in_place(moved[first]):
+        warnings.warn(
+            f"{fname}: the matrix dimensions of the input are sharded ({found.spec}) in a way TSQR does not "
+            "factor in place (it takes tall matrices sharded along their rows, wide along their columns, "
+            "with each device's block itself tall or wide); each matrix is gathered whole onto its devices.",
+            stacklevel=3,
+        )
+    return moved, mesh
+
+
+def back_on(mesh: Any, out: Any) -> Any:
+    """Results on the ``Explicit`` twin of ``mesh`` (:func:`on_explicit_axes`) put back on ``mesh`` itself."""
+    if mesh is None:
+        return out
+
+    def move(x: Any) -> Any:
+        if isinstance(getattr(x, "sharding", None), NamedSharding):
+            return jax.device_put(x, NamedSharding(mesh, x.sharding.spec))
+        return x  # pragma: no cover - every result is an array on the twin mesh
+
+    return jax.tree_util.tree_map(move, out)
 
 
 def explicitly_sharded(x: jax.Array) -> bool:

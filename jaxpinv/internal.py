@@ -12,16 +12,16 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jaxpinv import _check, _dispatch, _preamble, _qr, _svd
+from jaxpinv import _check, _dispatch, _estimate, _preamble, _svd
 from jaxpinv._kernel import Problem, non_finite, sanitize
 
 __all__ = ["QR_MARGIN", "QR_RATIO", "QR_SMALL", "QR_STEPS", "non_finite", "path_names", "path_taken"]
 
-QR_MARGIN = _qr.MARGIN
+QR_MARGIN = _estimate.MARGIN
 """The QR path takes a matrix only if its smallest singular value is estimated above this times the cutoff."""
-QR_SMALL = _qr.SMALL
+QR_SMALL = _estimate.SMALL
 """Up to this ``min(m, n)`` the QR path decides by Schatten 4-norm bounds; above, by the power method."""
-QR_STEPS = _qr.STEPS
+QR_STEPS = _estimate.STEPS
 """Power-method steps above ``QR_SMALL``."""
 QR_RATIO = _svd.QR_RATIO
 """The SVD path reduces a matrix by QR first when one side is at least this many times the other."""

@@ -78,6 +78,7 @@ class Entry:
 # that the path was asked for (method="qr": the QR path at any size; "svd" is forced with method="svd"). A new path is added
 # here once; a path missing here fails every registry test with a KeyError naming it.
 TAKES: dict[str, Callable[[Entry, str], bool]] = {
+    "cholesky": lambda entry, shape: entry.hermitian,
     "qr": lambda entry, shape: True,
     "svd": lambda entry, shape: True,
 }
@@ -129,7 +130,7 @@ FUNCTIONS: dict[str, Entry] = {
 def method_of(path: str) -> str:
     """The ``method`` argument that runs ``path`` whatever the size: its own name (``"svd"`` forces the SVD).
 
-    ``method="auto"`` leaves the QR path out below 64 x 64 (the static policy, tests/test_policy.py).
+    ``method="auto"`` leaves the fast paths out below 64 x 64 (the static policy, tests/test_policy.py).
     """
     return path
 
@@ -162,9 +163,11 @@ def inputs(
     seed: int = 0,
     cond: float = 5.0,
     columns: int | None = None,
+    path: str = "svd",
 ) -> tuple[Any, Any]:
     """A full-rank ``a`` (cond 5 by default: every path may take it) and a vector right-hand side ``b``
-    (a matrix of ``columns`` right-hand sides if given)."""
+    (a matrix of ``columns`` right-hand sides if given). Hermitian input is indefinite, except for the
+    Cholesky ``path`` (positive definite: what it takes)."""
     from helpers import random_matrix
 
     rng = np.random.default_rng(seed)
@@ -172,7 +175,7 @@ def inputs(
     a = random_matrix(rng, batch + (m, n), dtype, cond=cond)
     if FUNCTIONS[name].hermitian:  # Q diag(+-s) Q^H, |eigenvalues| from 1 down to 1/cond, indefinite
         q = random_matrix(rng, batch + (m, m), np.complex128 if np.iscomplexobj(a) else np.float64, cond=1.0)
-        values = np.logspace(0, -np.log10(cond), m) * (-1.0) ** np.arange(m)
+        values = np.logspace(0, -np.log10(cond), m) * (1.0 if path == "cholesky" else (-1.0) ** np.arange(m))
         a = ((q * values) @ np.conj(np.swapaxes(q, -1, -2))).astype(dtype)
     b = random_matrix(rng, batch + (m, columns or 1), dtype, cond=1.0)
     return a, (b if columns else b[..., 0])

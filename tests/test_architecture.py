@@ -30,6 +30,8 @@ LAYERS = {
     "_dispatch": 3,
     "_svd": 2,
     "_qr": 2,
+    "_cholesky": 2,
+    "_estimate": 1,
     "_kernel": 1,
     "_linalg": 1,
     "_householder": 0,
@@ -46,6 +48,8 @@ SAME_LAYER = {
     ("_validate", "_tolerance"),
     ("_preamble", "_kernel"),
     ("_preamble", "_linalg"),
+    ("_estimate", "_kernel"),
+    ("_estimate", "_linalg"),
 }
 PACKAGE = REPO / "jaxpinv"
 

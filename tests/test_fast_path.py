@@ -245,6 +245,46 @@ def test_near_cutoff_hermitian(factor):
         assert rank == n
 
 
+@X64
+@pytest.mark.parametrize("factor", FACTORS)
+@pytest.mark.parametrize("n", [6, QR_SMALL + 8])  # Schatten bounds; the power method
+def test_near_cutoff_hermitian_positive_definite_on_the_cholesky_path(factor, n):
+    # Positive definite (what Cholesky takes), the smallest eigenvalue at factor x the default cutoff
+    # n eps lambda_max: at or below 2x it must reach eigh, and the result is eigh's bit for bit.
+    rng = np.random.default_rng(13)
+    lam = np.logspace(0, -1, n)
+    lam[-1] = factor * n * eps(np.float64)
+    a = _hermitian(rng, n, np.float64, lam)
+    taken = path_taken(a, hermitian=True, method="cholesky")
+    assert taken in ("cholesky", "svd")
+    rank = int(jaxpinv.matrix_rank(a, hermitian=True))
+    p = jaxpinv.pinv(a, hermitian=True, method="cholesky")
+    if factor <= 2.0:
+        assert taken == "svd"
+        np.testing.assert_array_equal(p, jaxpinv.pinv(a, hermitian=True, method="svd"))
+    if taken == "cholesky":
+        assert rank == n
+        ref = np.linalg.pinv(a, hermitian=True)
+        assert rel_err(p, ref) < forward_tol(np.float64, 1 / lam[-1], n)  # 10 n eps cond
+
+
+@pytest.mark.parametrize("n", [6, QR_SMALL + 8])
+@pytest.mark.parametrize("definite", [True, False])
+def test_cholesky_path_takes_definite_and_passes_indefinite_on(n, definite):
+    # A failed potrf (indefinite input) is NaN: refused, the batch moves on (method="auto": to the QR path).
+    rng = np.random.default_rng(14)
+    lam = np.logspace(0, -2, n) * (1 if definite else (-1.0) ** np.arange(n))
+    a = _hermitian(rng, n, np.float32, lam)
+    assert path_taken(a, hermitian=True, method="cholesky") == ("cholesky" if definite else "svd")
+    ref = np.linalg.pinv(a.astype(np.float64), hermitian=True)
+    for method in ("cholesky", "auto"):
+        assert rel_err(jaxpinv.pinv(a, hermitian=True, method=method), ref) < forward_tol(np.float32, 100.0, n)
+    g = jax.grad(lambda a: jnp.sum(jaxpinv.pinv(a, hermitian=True, method="cholesky") ** 2))(jnp.asarray(a))
+    g_ref = jax.grad(lambda a: jnp.sum(jaxpinv.pinv(a, hermitian=True, method="svd") ** 2))(jnp.asarray(a))
+    # the same rule on either path, from P alone: P's error (10 n eps cond) times |P| ~ cond
+    assert rel_err(g, g_ref) < 100 * forward_tol(np.float32, 100.0, n)
+
+
 # --------------------------------------------------------------------------- #
 # The opt-out, derivatives, vmap
 # --------------------------------------------------------------------------- #
@@ -287,7 +327,9 @@ def test_method_svd_runs_no_other_factorization():
         names = _primitive_names(fn, a)
         assert not names & fast_only and ("svd" in names or "eigh" in names), names
     for fn in (jaxpinv.pinv, jaxpinv.pinverse, lambda a, method: jaxpinv.lstsq(a, b, method=method)):
-        with pytest.raises(ValueError, match=r"\w+: argument 'method' must be 'auto', 'qr' or 'svd'; got 'lu'"):
+        with pytest.raises(
+            ValueError, match=r"\w+: argument 'method' must be 'auto', 'cholesky', 'qr' or 'svd'; got 'lu'"
+        ):
             fn(a, method="lu")
 
 

@@ -73,6 +73,18 @@ def test_values_do_not_depend_on_the_policy(shape):
         assert rel_err(jaxpinv.lstsq(a, b, method=method), x_ref) < forward_tol(np.float32, 100.0, max(shape[-2:]))
 
 
+def test_hermitian_positive_definite_takes_cholesky_from_the_threshold():
+    rng = np.random.default_rng(3)
+    q = np.linalg.qr(rng.standard_normal((64, 64)))[0]
+    spd = ((q * np.logspace(0, -2, 64)) @ q.T).astype(np.float32)
+    indefinite = ((q * np.logspace(0, -2, 64) * (-1.0) ** np.arange(64)) @ q.T).astype(np.float32)
+    assert path_taken(spd, hermitian=True) == "cholesky"
+    assert path_taken(indefinite, hermitian=True) == "qr"  # potrf fails: the next path
+    assert path_taken(spd[:8, :8] + 10 * np.eye(8, dtype=np.float32), hermitian=True) == "svd"  # below
+    assert path_taken(spd[:8, :8] + 10 * np.eye(8, dtype=np.float32), hermitian=True, method="cholesky") == "cholesky"
+    assert path_taken(spd, hermitian=False) == "qr"  # only hermitian=True reads it as Hermitian
+
+
 def test_lstsq_follows_the_same_policy():
     rng = np.random.default_rng(2)
     small = jnp.asarray(random_matrix(rng, (8, 8), np.float32, cond=10.0))

@@ -38,7 +38,7 @@ def _assert_path(name: str, path: str, a) -> None:
 @X64
 @pytest.mark.parametrize("name,path,shape", cases())
 def test_value_on_every_path_matches_numpy(name, path, shape):
-    a, b = inputs(name, shape, batch=(2,))
+    a, b = inputs(name, shape, batch=(2,), path=path)
     _assert_path(name, path, a)
     f = FUNCTIONS[name]
     got = jax.vmap(lambda a, b: f.call(a, b, method_of(path)))(a, b)
@@ -49,7 +49,7 @@ def test_value_on_every_path_matches_numpy(name, path, shape):
 @X64
 @pytest.mark.parametrize("name,path,shape", cases(differentiable=True, quick="one"))
 def test_derivative_on_every_path_matches_finite_differences(name, path, shape):
-    a, b = inputs(name, shape, seed=1)
+    a, b = inputs(name, shape, seed=1, path=path)
     _assert_path(name, path, a)
     call = FUNCTIONS[name].call
     check_grads_per_entry(lambda a, b: call(a, b, method_of(path)), (jnp.asarray(a), jnp.asarray(b)), 1, 1e-5)
@@ -58,7 +58,7 @@ def test_derivative_on_every_path_matches_finite_differences(name, path, shape):
 @X64
 @pytest.mark.parametrize("name,path,shape", cases(differentiable=True, quick="one"))
 def test_reverse_through_vmap_on_every_path(name, path, shape):
-    a, b = (jnp.asarray(x) for x in inputs(name, shape, batch=(3,), seed=2))
+    a, b = (jnp.asarray(x) for x in inputs(name, shape, batch=(3,), seed=2, path=path))
     _assert_path(name, path, a)
     call = FUNCTIONS[name].call
     w = jnp.asarray(
@@ -140,7 +140,7 @@ def test_scale_invariance_on_every_path(dtype, name, path, shape):
     # O(n eps cond^2) (forward_tol with cond^2; cond 5).
     entry, method = FUNCTIONS[name], method_of(path)
     rng = np.random.default_rng(5)
-    a, b = (jnp.asarray(x) for x in inputs(name, shape, dtype=dtype, seed=5))
+    a, b = (jnp.asarray(x) for x in inputs(name, shape, dtype=dtype, seed=5, path=path))
     da = jnp.asarray(rng.standard_normal(a.shape).astype(dtype))
     if entry.hermitian:
         da = (da + da.T) / 2
@@ -189,7 +189,7 @@ def test_non_finite_column_of_b_spoils_only_its_own_solution(name, path, shape):
     # reference, and so do its derivatives in a and b (central differences of the reference,
     # h = 1e-6: good to ~1e-8 relative here; tol 1e-6). The other columns' gradient is zero.
     entry, method = FUNCTIONS[name], method_of(path)
-    a, b = inputs(name, shape, seed=6, columns=3)
+    a, b = inputs(name, shape, seed=6, columns=3, path=path)
     b[0, 1], b[-1, 2] = np.nan, np.inf
     if entry.method:
         _assert_path(name, path, a)
@@ -226,7 +226,7 @@ def test_non_finite_matrix_spoils_only_its_own_result(name, path, shape, bad):
     # elsewhere), batched and per matrix under vmap; the gradient of a loss on the other two
     # matrices is finite there and equals their per-matrix gradient (1e-10: summation order only).
     entry, method = FUNCTIONS[name], method_of(path)
-    a, b = inputs(name, shape, batch=(3,), seed=8)
+    a, b = inputs(name, shape, batch=(3,), seed=8, path=path)
     a[1, -1, 0] = bad  # in the lower triangle, which hermitian=True reads
     _assert_path(name, path, a)
     for out in (entry.call(a, b, method), jax.vmap(lambda a, b: entry.call(a, b, method))(a, b)):
@@ -261,7 +261,7 @@ def test_half_precision_keeps_a_well_conditioned_matrix_whole(name, path, shape,
     # equals the float64 reference of the rounded input up to the float32 computation
     # (forward_tol at cond 100) and the output's rounding (eps of the dtype).
     entry, method = FUNCTIONS[name], method_of(path)
-    a, b = (jnp.asarray(x, dtype) for x in inputs(name, shape, dtype=np.float32, seed=9, cond=100.0))
+    a, b = (jnp.asarray(x, dtype) for x in inputs(name, shape, dtype=np.float32, seed=9, cond=100.0, path=path))
     _assert_path(name, path, a)
     out = entry.call(a, b, method)
     ref = entry.reference(np.asarray(a, np.float64), np.asarray(b, np.float64))

@@ -10,7 +10,9 @@ group prints one line per check; the test fails on any ``BAD`` line.
   the unsharded call; TSQR's accuracy within 2x of the one-device path;
   the output shardings; the compiled programs' collectives (none of size
   m); peak memory per device at m = 2e6, n = 64 against gathering; the
-  TSQR snippet of docs/topics/scaling-out.md, run as printed.
+  TSQR snippet of docs/topics/scaling-out.md, run as printed; ``auto``: an
+  eager call on ``Auto`` mesh axes compiles the ``Explicit`` program (TSQR)
+  and returns on the ``Auto`` mesh; a sharding TSQR cannot take warns.
 - ``derivatives`` + ``other`` (slow): grad / jvp / jacrev / ``grad(vmap)``
   equal to unsharded with the input's sharding in the cotangent, central
   differences; every other sharding (both dimensions, square, short local
@@ -36,7 +38,7 @@ def _run(on_eight_devices, *groups: str) -> None:
 
 @pytest.mark.timeout(300)
 def test_tsqr_values_collectives_memory(on_eight_devices) -> None:
-    _run(on_eight_devices, "values", "layouts", "memory", "readme")
+    _run(on_eight_devices, "values", "layouts", "memory", "readme", "auto")
 
 
 @pytest.mark.slow

@@ -417,6 +417,65 @@ def edges() -> None:
             check(f"inside shard_map: {name} {shape}", rel(out, np.asarray(jax.jit(fn)(jnp.asarray(xs)))) < 1e-10)
 
 
+def auto() -> None:
+    """Issue 22 #7: an eager call on Auto mesh axes factors a row-sharded matrix in place too."""
+    import io
+    import logging
+    import warnings
+
+    auto_mesh = jax.make_mesh((8,), ("rows",), axis_types=(jax.sharding.AxisType.Auto,))
+    rows = NamedSharding(auto_mesh, P("rows", None))
+    m, n = 512, 16
+    x, y = matrix(m, n, 1e2), rng.standard_normal((m, 2))
+    a, b = jax.device_put(x, rows), jax.device_put(y, rows)
+    tol = 8 * n * np.finfo(np.float64).eps * 1e2  # backward stable: n eps kappa, 8x headroom
+    log = io.StringIO()
+    handler = logging.StreamHandler(log)
+    logging.getLogger("jax").addHandler(handler)
+    jax.config.update("jax_log_compiles", True)
+    try:
+        p = jaxpinv.pinv(a)
+    finally:
+        jax.config.update("jax_log_compiles", False)
+        logging.getLogger("jax").removeHandler(handler)
+    compiled = [line for line in log.getvalue().splitlines() if "Compiling" in line and "_pinv_impl" in line]
+    check(
+        "eager pinv, Auto axes: the program sees the row sharding (TSQR)",
+        bool(compiled) and all(f"{m}@rows" in line for line in compiled),
+        compiled[0][:120] if compiled else "no compile logged",
+    )
+    check("eager pinv, Auto axes: vs NumPy", rel(p, np.linalg.pinv(x)) < tol, f"{rel(p, np.linalg.pinv(x)):.1e}")
+    check(
+        "eager pinv, Auto axes: result back on the Auto mesh, columns sharded",
+        p.sharding.mesh == auto_mesh and tuple(p.sharding.spec) == (None, "rows"),
+        f"{p.sharding}",
+    )
+    sol = jaxpinv.lstsq(a, b)
+    check(
+        "eager lstsq, Auto axes: vs NumPy",
+        rel(sol, np.linalg.pinv(x) @ y) < tol,
+        f"{rel(sol, np.linalg.pinv(x) @ y):.1e}",
+    )
+    full = jaxpinv.lstsq_full(a, b)
+    check("eager lstsq_full and matrix_rank, Auto axes", int(full.rank) == n and int(jaxpinv.matrix_rank(a)) == n)
+    check("jit(pinv), Auto axes (gathered by XLA): vs NumPy", rel(jax.jit(jaxpinv.pinv)(a), np.linalg.pinv(x)) < tol)
+    # What TSQR cannot factor in place (a square matrix's rows) is gathered, with a warning saying so.
+    sq = matrix(64, 64, 1e2)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        p_sq = jaxpinv.pinv(jax.device_put(sq, rows))
+    check(
+        "eager pinv, Auto axes, square rows: a warning, then the right value",
+        any("gathered whole" in str(w.message) and "pinv" in str(w.message) for w in caught)
+        and rel(p_sq, np.linalg.pinv(sq)) < 8 * 64 * np.finfo(np.float64).eps * 1e2,
+        f"{[str(w.message)[:60] for w in caught]}",
+    )
+    # The program an eager call compiles is the Explicit one: 200000 x 64 float32 moves no m-sized array.
+    twin = jax.sharding.Mesh(auto_mesh.devices, ("rows",), axis_types=EXPLICIT)
+    big = jax.ShapeDtypeStruct((200_000, 64), jnp.float32, sharding=NamedSharding(twin, P("rows", None)))
+    check_collectives("pinv 200000 x 64 on the Explicit twin", jaxpinv.pinv, (big,), 200_000, 8 * 64 * 64)
+
+
 def memory() -> None:
     """Peak memory per device, m = 2e6, n = 64, float32, 8 devices: TSQR against gathering the matrix (compiled only)."""
     m, n = 2_000_000, 64
@@ -444,7 +503,7 @@ if __name__ == "__main__":
     if len(jax.devices()) != 8 or not jax.config.jax_enable_x64:
         print("BAD  setup: need 8 devices and x64", flush=True)
         sys.exit(2)
-    for group in sys.argv[1:] or ["values", "layouts", "readme", "derivatives", "other", "edges", "memory"]:
+    for group in sys.argv[1:] or ["values", "layouts", "readme", "derivatives", "other", "edges", "memory", "auto"]:
         print(f"--- {group}", flush=True)
         globals()[group]()
     print(f"{len(failures)} failed: {failures}" if failures else "all checks passed", flush=True)
