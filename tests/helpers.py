@@ -143,6 +143,21 @@ def rel_err(x, ref) -> float:
 # --------------------------------------------------------------------------- #
 
 
+def jaxpr_eqns(f, *args):
+    """Every equation of the jaxpr of ``f(*args)``, those of its sub-jaxprs (cond branches, loops, rules) included."""
+
+    def walk(jaxpr):
+        for eqn in jaxpr.eqns:
+            yield eqn
+            for param in eqn.params.values():
+                for sub in param if isinstance(param, (tuple, list)) else (param,):
+                    inner = getattr(sub, "jaxpr", sub)
+                    if hasattr(inner, "eqns"):
+                        yield from walk(inner)
+
+    yield from walk(jax.make_jaxpr(f)(*args).jaxpr)
+
+
 def check_grads_per_entry(f, args, order, tol):
     """``jax.test_util.check_grads`` fwd+rev with ``tol`` meaning per entry.
 

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import check_grads_per_entry, forward_tol, random_matrix, rel_err
+from helpers import check_grads_per_entry, forward_tol, jaxpr_eqns, random_matrix, rel_err
 
 import jaxpinv
 
@@ -26,20 +26,7 @@ FACTORIZATIONS = {"svd", "eigh", "geqrf"}
 
 def _factored_batches(f, *args):
     """The batch size of every factorization in the jaxpr of ``f(*args)`` (sub-jaxprs included)."""
-    sizes = []
-
-    def walk(jaxpr):
-        for eqn in jaxpr.eqns:
-            if eqn.primitive.name in FACTORIZATIONS:
-                sizes.append(math.prod(eqn.invars[0].aval.shape[:-2]))
-            for param in eqn.params.values():
-                for sub in param if isinstance(param, (tuple, list)) else (param,):
-                    inner = getattr(sub, "jaxpr", sub)
-                    if hasattr(inner, "eqns"):
-                        walk(inner)
-
-    walk(jax.make_jaxpr(f)(*args).jaxpr)
-    return sizes
+    return [math.prod(e.invars[0].aval.shape[:-2]) for e in jaxpr_eqns(f, *args) if e.primitive.name in FACTORIZATIONS]
 
 
 A = random_matrix(np.random.default_rng(0), (2, 6, 4), cond=10.0)  # a batch of 2

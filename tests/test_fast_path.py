@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import check_grads_per_entry, eps, exact_svd, forward_tol, random_matrix, rel_err
+from helpers import check_grads_per_entry, eps, exact_svd, forward_tol, jaxpr_eqns, random_matrix, rel_err
 
 import jaxpinv
 from jaxpinv import internal
@@ -291,19 +291,7 @@ def test_cholesky_path_takes_definite_and_passes_indefinite_on(n, definite):
 
 
 def _primitive_names(f, *args):
-    names = set()
-
-    def walk(jaxpr):
-        for eqn in jaxpr.eqns:
-            names.add(eqn.primitive.name)
-            for param in eqn.params.values():
-                for sub in param if isinstance(param, (tuple, list)) else (param,):
-                    inner = getattr(sub, "jaxpr", sub)
-                    if hasattr(inner, "eqns"):
-                        walk(inner)
-
-    walk(jax.make_jaxpr(f)(*args).jaxpr)
-    return names
+    return {eqn.primitive.name for eqn in jaxpr_eqns(f, *args)}
 
 
 def test_method_svd_runs_no_other_factorization():

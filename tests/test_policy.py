@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import forward_tol, random_matrix, rel_err
+from helpers import forward_tol, jaxpr_eqns, random_matrix, rel_err
 
 import jaxpinv
 from jaxpinv.internal import path_taken
@@ -21,19 +21,7 @@ from jaxpinv.internal import path_taken
 
 def _has_geqrf(f, *args) -> bool:
     """Is there a ``geqrf`` anywhere in the program (sub-jaxprs included)?"""
-
-    def walk(jaxpr) -> bool:
-        for eqn in jaxpr.eqns:
-            if eqn.primitive.name == "geqrf":
-                return True
-            for param in eqn.params.values():
-                for sub in param if isinstance(param, (tuple, list)) else (param,):
-                    inner = getattr(sub, "jaxpr", sub)
-                    if hasattr(inner, "eqns") and walk(inner):
-                        return True
-        return False
-
-    return walk(jax.make_jaxpr(f)(*args).jaxpr)
+    return any(eqn.primitive.name == "geqrf" for eqn in jaxpr_eqns(f, *args))
 
 
 # (shape, compiled in under "auto"): the threshold is 64^3 = 262144 multiply-adds' worth of work
