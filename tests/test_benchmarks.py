@@ -73,3 +73,11 @@ def test_bench_broadcast_quick_runs():
     rows = [line for line in proc.stdout.splitlines() if line.startswith("| `")]
     assert [row.split("`")[1].split("(")[0] for row in rows] == ["pinv", "damped_pinv", "lstsq"]
     assert all(len(row.split("|")) == 8 for row in rows) and "nan" not in proc.stdout
+
+
+@pytest.mark.timeout(300)
+def test_bench_lineax_quick_runs():
+    proc = run_python([str(REPO / "benchmarks" / "bench_lineax.py"), "--quick"], cwd=REPO, timeout=280)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("| 16x16") or line.startswith("| 4x16x16")]
+    assert len(rows) == 4 and "nan" not in proc.stdout  # lineax is optional: without it, no lineax columns

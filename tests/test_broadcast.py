@@ -114,19 +114,20 @@ def test_many_right_hand_sides_match_numpy_per_column(method, wide):
     assert np.all(np.asarray(full.rank) == 4)
 
 
-def test_a_batch_and_b_batch_and_tolerances_together():
+@pytest.mark.parametrize("method", ["auto", "qr"])  # "qr": its solve broadcasts the factors against b
+def test_a_batch_and_b_batch_and_tolerances_together(method):
     # a (2, 1, m, n), b (3, m, k), rtol (4, 1, 1): batch (4, 2, 3); a factored at (2, 1), cut at (4, 2, 1)
     rng = np.random.default_rng(5)
     a = random_matrix(rng, (2, 1, 6, 4), cond=100.0)
     b = rng.standard_normal((3, 6, 2))
     rtol = np.array([1e-6, 0.015, 0.2, 0.5])[:, None, None]
-    x = np.asarray(jaxpinv.lstsq(a, b, rtol=rtol))
+    x = np.asarray(jaxpinv.lstsq(a, b, rtol=rtol, method=method))
     assert x.shape == (4, 2, 3, 4, 2)
     for i in range(4):
         for j in range(2):
             ref = _numpy_pinv(a[j, 0], rtol[i, 0, 0]) @ b
             assert rel_err(x[i, j], ref) < forward_tol(np.float64, 100.0, 6)
-    sizes = _factored_batches(lambda a: jaxpinv.lstsq(a, b, rtol=rtol), jnp.asarray(a))
+    sizes = _factored_batches(lambda a: jaxpinv.lstsq(a, b, rtol=rtol, method=method), jnp.asarray(a))
     assert sizes and all(size == 2 for size in sizes), sizes
 
 
