@@ -102,8 +102,8 @@ MUTANTS = {
     "min(m, n) default rtol": ("_tolerance.py", "return max(m, n) * float(", "return min(m, n) * float("),
     "NaN flag over the batch": (
         "_kernel.py",
-        "return ~jnp.all(jnp.isfinite(x), axis=(-2, -1))",
-        "return jnp.broadcast_to(~jnp.all(jnp.isfinite(x)), x.shape[:-2])",
+        "return _poisoned(x, (-2, -1))",
+        "return jnp.broadcast_to(jnp.any(_poisoned(x, (-2, -1))), x.shape[:-2])",
     ),
 }
 
