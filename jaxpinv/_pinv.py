@@ -79,8 +79,9 @@ def pinv(
       same result up to rounding at a fraction of the cost, and compiles
       those paths in only where they can repay their compile time (from
       ``matrices * m * n * min(m, n) >= 64**3`` on: one 64 x 64 matrix, a
-      batch of 512 8 x 8). ``"qr"`` or ``"cholesky"`` compiles that path in
-      at any size (a small matrix inverted many times). ``"svd"`` always runs
+      batch of 512 8 x 8; under ``jax.vmap`` of a per-matrix call it sees
+      one matrix). ``"qr"`` or ``"cholesky"`` compiles that path in at any
+      size (a small matrix inverted many times, or mapped over a large batch). ``"svd"`` always runs
       the SVD (for bit-level comparison with ``torch.linalg.pinv`` or
       ``jnp.linalg.pinv``). See the documentation: [Which path
       runs][which-path-runs].

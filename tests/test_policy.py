@@ -80,3 +80,13 @@ def test_lstsq_follows_the_same_policy():
     assert not _has_geqrf(jaxpinv.lstsq, small, small[:, 0])
     assert _has_geqrf(lambda a, b: jaxpinv.lstsq(a, b, method="qr"), small, small[:, 0])
     assert _has_geqrf(jaxpinv.lstsq, large, large[:, 0])
+
+
+def test_under_vmap_the_policy_sees_one_matrix():
+    # The documented limit: a traced per-matrix function cannot know the mapped axis' size, so
+    # vmap over 4096 8 x 8 matrices compiles the SVD path alone where the batched call takes the
+    # QR path; method="qr" puts it back (the performance page, "Which programs hold the QR path").
+    a = jnp.asarray(random_matrix(np.random.default_rng(4), (4096, 8, 8), np.float32, cond=10.0))
+    assert _has_geqrf(jaxpinv.pinv, a)
+    assert not _has_geqrf(jax.vmap(jaxpinv.pinv), a)
+    assert _has_geqrf(jax.vmap(lambda x: jaxpinv.pinv(x, method="qr")), a)
