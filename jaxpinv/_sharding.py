@@ -88,12 +88,10 @@ def _auto_matrix_sharding(x: Any) -> NamedSharding | None:
     """The sharding of a concrete array whose matrix dimensions are sharded over ``Auto`` mesh axes, else None."""
     if isinstance(x, jax.core.Tracer) or not isinstance(getattr(x, "sharding", None), NamedSharding):
         return None
-    sharding = x.sharding
-    mesh = sharding.mesh
-    types = getattr(mesh, "axis_types", None)
-    explicit = getattr(getattr(jax.sharding, "AxisType", None), "Explicit", None)
-    if types is None or explicit is None or getattr(x, "ndim", 0) < 2:  # pragma: no cover - jax<0.6
+    if x.ndim < 2:  # a vector right-hand side: moved along with the matrix, if on its mesh
         return None
+    sharding = x.sharding
+    mesh, types, explicit = sharding.mesh, sharding.mesh.axis_types, jax.sharding.AxisType.Explicit
     spec = tuple(sharding.spec) + (None,) * (x.ndim - len(tuple(sharding.spec)))
     matrix_axes = {axis for entry in spec[-2:] for axis in _axes(entry)}
     if not matrix_axes or all(types[mesh.axis_names.index(axis)] == explicit for axis in matrix_axes):

@@ -458,6 +458,8 @@ def auto() -> None:
     )
     sol = jaxpinv.lstsq(a, y)  # b a NumPy array, on no mesh: it stays so
     check("eager lstsq, Auto axes, b without a mesh", rel(sol, np.linalg.pinv(x) @ y) < tol)
+    vec = jaxpinv.lstsq(a, jax.device_put(y[:, 0], NamedSharding(auto_mesh, P("rows"))))  # a vector b, rows sharded
+    check("eager lstsq, Auto axes, vector b", rel(vec, np.linalg.pinv(x) @ y[:, 0]) < tol)
     full = jaxpinv.lstsq_full(a, b)
     check("eager lstsq_full and matrix_rank, Auto axes", int(full.rank) == n and int(jaxpinv.matrix_rank(a)) == n)
     check("jit(pinv), Auto axes (gathered by XLA): vs NumPy", rel(jax.jit(jaxpinv.pinv)(a), np.linalg.pinv(x)) < tol)
