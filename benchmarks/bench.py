@@ -8,6 +8,7 @@ Run from the repository root:
     python benchmarks/bench.py --cores all     # use every core (noisier on shared VMs)
     python benchmarks/bench.py --latency       # compile time and first-call latency only (a few minutes)
     python benchmarks/bench.py --broadcast     # one matrix against many tolerances, dampings, right-hand sides
+    python benchmarks/bench.py --mixed         # a batch with a few members the QR path turns away
 
 Every timing is taken in this one process, after compilation, with
 ``jax.block_until_ready``; the functions of a case are timed in interleaved
@@ -39,6 +40,12 @@ tolerances (``pinv(a, rtol=r)``, ``r`` of shape (64,)), dampings
 shape (256, m, 1)) against the per-entry function under ``jax.vmap`` and
 against their floor: one ``jnp.linalg.svd`` of ``a`` plus the per-entry
 products.
+
+``--mixed`` times a batch of 32 200×200 float32 matrices of which 0, 1, 2
+or 4 are rank-deficient (the QR path turns them away and the SVD redoes only
+them), against the same batch with every member full rank: ``pinv`` and
+``lstsq`` forward, and the gradient of a ``vmap``-ped per-example loss,
+with ``method="svd"`` beside them.
 """
 
 from __future__ import annotations
@@ -714,6 +721,59 @@ def broadcast(args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
+def mixed(args: argparse.Namespace) -> str:
+    """A batch with a few rank-deficient members against the all-full-rank batch (see the module docstring)."""
+    batch, n = (8, 64) if args.quick else (32, 200)  # quick: still above the policy's threshold
+    rng = np.random.default_rng(0)
+    full = rng.standard_normal((batch, n, n)).astype(np.float32)
+    b = jnp.asarray(rng.standard_normal((batch, n)), jnp.float32)
+
+    def with_deficient(count: int) -> jax.Array:
+        a = full.copy()
+        for i in range(count):  # spread over the batch; the last tenth of the spectrum dropped
+            j = i * (batch // 4) + 1
+            u, s, vh = np.linalg.svd(a[j])
+            s[-max(1, n // 10) :] = 0
+            a[j] = (u * s) @ vh
+        return jnp.asarray(a)
+
+    def per_example(method: str) -> Callable[..., Any]:
+        def loss(a: jax.Array, b: jax.Array) -> jax.Array:
+            return jnp.sum(jaxpinv.lstsq(a, b, method=method) ** 2)
+
+        return jax.grad(lambda a, b: jnp.sum(jax.vmap(loss)(a, b)))
+
+    modes = {
+        "pinv": lambda method: lambda a, b: jaxpinv.pinv(a, method=method),
+        "lstsq": lambda method: lambda a, b: jaxpinv.lstsq(a, b, method=method),
+        "grad of vmapped lstsq loss": per_example,
+    }
+    counts = (0, 1, 2, 4)
+    inputs = {k: with_deficient(k) for k in counts}
+    lines = [
+        f"Machine: {describe_machine()}",
+        "",
+        f"**Mixed batches** ({batch}×{n}×{n} float32, k members rank-deficient; median ms; "
+        "ratio: to the all-full-rank batch's time)",
+        "",
+        '| call | deficient | path | auto | ratio | `method="svd"` |',
+        "|---|---|---|---|---|---|",
+    ]
+    for name, make in modes.items():
+        fns = {(k, m): jax.jit(make(m)) for k in counts for m in ("auto", "svd")}
+        t = median_times(
+            {key: (lambda f=f, k=key[0]: jax.block_until_ready(f(inputs[k], b))) for key, f in fns.items()},
+            args.budget,
+            args.min_rounds,
+            args.max_rounds,
+        )
+        for k in counts:
+            path = path_taken(inputs[k])
+            ratio = fmt(t[(k, "auto")] / t[(0, "auto")])
+            lines.append(f"| {name} | {k} | {path} | {fmt(t[(k, 'auto')])} | {ratio} | {fmt(t[(k, 'svd')])} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny cases, a few rounds: a smoke test")
@@ -725,11 +785,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cores", default="1", help="CPU cores to pin to, or 'all' (default 1: repeatable)")
     parser.add_argument("--latency", action="store_true", help="compile time and first-call latency only")
     parser.add_argument("--broadcast", action="store_true", help="one matrix against many tolerances, b's")
+    parser.add_argument("--mixed", action="store_true", help="a batch with a few rank-deficient members")
     args = parser.parse_args(argv)
     if args.quick:
         args.budget, args.min_rounds, args.max_rounds = 0.0, 3, 3
-    if args.latency or args.broadcast:
-        text = latency(args) if args.latency else broadcast(args)
+    special = {"latency": latency, "broadcast": broadcast, "mixed": mixed}
+    chosen = [f for name, f in special.items() if getattr(args, name)]
+    if chosen:
+        text = chosen[0](args)
         print(text)
         if args.out:
             with open(args.out, "w") as fh:

@@ -1,4 +1,4 @@
-"""Batch-level predicates that stay unbatched under ``jax.vmap``.
+"""Batch-level predicates that stay unbatched under ``jax.vmap``, and a call that sees the whole mapped batch.
 
 The derivative rules skip work with ``lax.cond`` on a predicate about the
 whole batch ("every matrix has full rank", "some damping is 0"). Under
@@ -14,15 +14,24 @@ Sound because every branch is correct wherever its predicate holds for *all*
 matrices together, and the fallback branch (the predicate false) is correct
 for every matrix. The predicates only ever see non-differentiated values
 (ranks, masks), so these helpers need no derivative rules.
+
+:func:`whole_batch` goes further for the path dispatch: the whole function
+runs once on the batch with the mapped axis joined to it, so it can count
+and gather members across that axis. It too is only called on values the
+rules treat as constants (the cores' primal computation).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import jax
 import jax.numpy as jnp
+from jax import lax
 from jax.custom_batching import custom_vmap
+
+T = TypeVar("T")
 
 
 @custom_vmap
@@ -47,3 +56,36 @@ def any_true(p: jax.Array) -> jax.Array:
 @any_true.def_vmap
 def _any_true_vmap(axis_size: int, in_batched: Any, p: jax.Array) -> tuple[jax.Array, bool]:
     return any_true(jnp.any(p)), False
+
+
+def whole_batch(fn: Callable[..., T], args: Sequence[jax.Array], cores: Sequence[int]) -> T:
+    """``fn(*args)``, run once on the whole batch also under ``jax.vmap``.
+
+    Under ``vmap`` the mapped axis joins the batch: it becomes the leading
+    batch dimension of every mapped argument (a 1 of the others, which
+    broadcast against it) and ``fn`` runs on that natively batched call. So ``fn`` sees how
+    many matrices it factors (the static policy), its ``cond``s stay ``cond``s,
+    and it may gather members across the mapped axis (the dispatch's mixed
+    batches). ``cores``: each argument's trailing non-batch dimensions; the
+    batch dimensions broadcast from the right, as in a batched call, and
+    every output carries the whole batch.
+    """
+
+    @custom_vmap
+    def call(*xs: jax.Array) -> T:
+        return fn(*xs)
+
+    @call.def_vmap
+    def _rule(axis_size: int, in_batched: Any, *xs: jax.Array) -> tuple[T, Any]:
+        ranks = [x.ndim - core - int(mapped) for x, core, mapped in zip(xs, cores, in_batched)]
+        rank = max(ranks)
+        # Every argument's batch padded with 1s to one length, the mapped axis (or a 1) in front: a
+        # batched call's arguments have batches of one length (jaxpinv._preamble.Spec).
+        padded = [
+            lax.expand_dims(x, range(1, 1 + rank - r) if mapped else range(1 + rank - r))
+            for x, r, mapped in zip(xs, ranks, in_batched)
+        ]
+        out = whole_batch(fn, padded, cores)  # an enclosing vmap joins in the same way
+        return out, jax.tree.map(lambda _: True, out)
+
+    return call(*args)

@@ -54,7 +54,7 @@ class Stage(NamedTuple):
     s_hi: jax.Array
 
 
-def factor(clean: Clean, atol: jax.Array, rtol: jax.Array) -> tuple[Stage, jax.Array]:
+def factor(clean: Clean, atol: jax.Array, rtol: jax.Array, spare: int) -> tuple[Stage, jax.Array]:
     """Stage 1: the Cholesky factor, the estimates and the per-matrix verdict (true for flagged matrices)."""
     a, bad = clean
     k = a.shape[-1]
@@ -71,7 +71,7 @@ def factor(clean: Clean, atol: jax.Array, rtol: jax.Array) -> tuple[Stage, jax.A
     def solve(v: jax.Array) -> jax.Array:  # A^-1 v (A is Hermitian: also A^-H v)
         return trsm(u, trsm(u, v, adjoint=True))
 
-    s_hi, s_lo = estimates(a, solve, solve, screen)
+    s_hi, s_lo = estimates(a, solve, solve, screen, spare)
     return Stage(clean, u, None, s_hi), decide(s_hi, s_lo, atol, rtol, k, eps) | bad
 
 
@@ -89,7 +89,7 @@ class CholeskyPath:
         return problem.matrices * problem.m**3 >= MIN_WORK
 
     def decide(self, clean: Clean, atol: jax.Array, rtol: jax.Array, problem: Problem) -> Verdict:
-        stage, ok = factor(clean, atol, rtol)
+        stage, ok = factor(clean, atol, rtol, problem.spare)
         return Verdict(ok, stage, None)
 
     def pinv(self, stage: Stage, problem: Problem) -> PinvParts:

@@ -5,13 +5,20 @@ first; each is a unit (:class:`jaxpinv._kernel.Path`) with its static
 eligibility, its per-matrix verdict and its compute. The SVD
 (:mod:`jaxpinv._svd`) is the definition and the last resort. For a batch, the
 eligible paths are tried in order: each decides per matrix, and one
-``lax.cond`` on "every matrix qualifies" (unbatched under ``vmap``, see
-:mod:`jaxpinv._batching`) takes it or moves on, handing a QR it already has to
-the SVD. :func:`taken` answers which path runs by the very same cascade.
+``lax.cond`` on "every matrix qualifies" takes it or moves on, handing a QR
+it already has to the SVD. The last path before the SVD may split a mixed
+batch: if at most :func:`capacity` members fail (an eighth of the batch),
+they are gathered into a buffer of that fixed size (static shapes, dynamic
+contents), the SVD redoes them and they are scattered back into the path's
+result. Under ``vmap`` all of this runs once on the whole mapped batch
+(:func:`jaxpinv._batching.whole_batch`), so the policy counts the mapped
+matrices and the gather reaches across the mapped axis. :func:`taken`
+answers which path runs by the very same cascade.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -19,8 +26,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxpinv import _cholesky, _qr, _svd
-from jaxpinv._batching import all_true
+from jaxpinv import _cholesky, _qr, _sharding, _svd
+from jaxpinv._batching import all_true, whole_batch
 from jaxpinv._kernel import Batch, Clean, Path, PinvParts, Problem, SolveParts, at_batch
 
 PATHS: tuple[Path, ...] = (_cholesky.PATH, _qr.PATH)
@@ -42,6 +49,10 @@ def names() -> tuple[str, ...]:
     return (*(p.name for p in PATHS), SVD)
 
 
+Patch = Callable[[T, jax.Array, jax.Array], T]
+"""``patch(result, ok, failed)``: a path's ``result`` with its ``failed`` members (``~ok``) redone by the SVD."""
+
+
 def _cascade(
     paths: tuple[Path, ...],
     clean: Clean,
@@ -50,17 +61,30 @@ def _cascade(
     problem: Problem,
     finish: Callable[[Path, Any], T],
     fallback: Callable[[_svd.Reduction | None], T],
+    mixed: tuple[int, Patch[T]] | None,
     reduction: _svd.Reduction | None = None,
 ) -> T:
     if not paths:
         return fallback(reduction)
     path, rest = paths[0], paths[1:]
-    verdict = path.decide(clean, atol, rtol, problem)
-    return lax.cond(
-        all_true(verdict.ok),
-        lambda: finish(path, verdict.stage),
-        lambda: _cascade(rest, clean, atol, rtol, problem, finish, fallback, verdict.reduction or reduction),
-    )
+    split = None if rest else mixed  # the last path before the SVD, on a batch that may be split
+    verdict = path.decide(clean, atol, rtol, problem._replace(spare=split[0] if split else 0))
+
+    def later() -> T:
+        return _cascade(rest, clean, atol, rtol, problem, finish, fallback, mixed, verdict.reduction or reduction)
+
+    if split is None:
+        return lax.cond(all_true(verdict.ok), lambda: finish(path, verdict.stage), later)
+    # Up to ``capacity`` members that failed are gathered for the SVD and scattered back; more, and
+    # the whole batch takes the SVD.
+    capacity, patch = split
+    failed = jnp.sum(~verdict.ok, dtype=jnp.int32)  # unbatched: the dispatch sees the whole batch
+
+    def some() -> T:
+        result = finish(path, verdict.stage)
+        return lax.cond(failed > 0, lambda: patch(result, verdict.ok, failed), lambda: result)
+
+    return lax.cond(failed <= capacity, some, later)
 
 
 def chosen(problem: Problem, method: str) -> tuple[Path, ...]:
@@ -84,8 +108,53 @@ def _run(
     method: str,
     finish: Callable[[Path, Any], T],
     fallback: Callable[[_svd.Reduction | None], T],
+    mixed: tuple[int, Patch[T]] | None,
 ) -> T:
-    return _cascade(chosen(problem, method), clean, atol, rtol, problem, finish, fallback)
+    return _cascade(chosen(problem, method), clean, atol, rtol, problem, finish, fallback, mixed)
+
+
+def capacity(problem: Problem, batch: Batch, *arrays: jax.Array) -> int:
+    """How many members a path turned away the SVD redoes on their own; 0: the whole batch moves on.
+
+    An eighth of the batch (at least one, from two matrices on): the SVD of
+    the few then costs at most an eighth of the whole batch's. Only where
+    the batch is ``a``'s own (no tolerance or right-hand side broadcasts it)
+    and no array is explicitly sharded (the gather would move members
+    between devices).
+    """
+    if problem.matrices < 2 or batch.shape != arrays[0].shape[:-2]:
+        return 0
+    if any(_sharding.explicitly_sharded(x) for x in arrays):
+        return 0
+    return max(1, problem.matrices // 8)
+
+
+def _members(x: jax.Array, batch: Batch, core: int, index: jax.Array) -> jax.Array:
+    """The members ``index`` (into the flattened ``batch``) of ``x`` broadcast to ``batch``."""
+    tail = x.shape[x.ndim - core :]
+    return jnp.broadcast_to(x, batch.shape + tail).reshape((math.prod(batch.shape), *tail))[index]
+
+
+def _patch(redo: Callable[[jax.Array], Parts], cores: tuple[int, ...], capacity: int) -> Patch[Parts]:
+    """A :data:`Patch` that gathers up to ``capacity`` failed members, ``redo``-es them and scatters them back."""
+
+    def patch(parts: Parts, ok: jax.Array, failed: jax.Array) -> Parts:
+        index = jnp.nonzero(~ok.reshape(-1), size=capacity, fill_value=0)[0]
+        index = jnp.where(jnp.arange(capacity) < failed, index, index[0])  # pad with a failed member
+        redone = redo(index)
+
+        def put(x: jax.Array, y: jax.Array, core: int) -> jax.Array:
+            members = math.prod(x.shape[: x.ndim - core])
+            return x.reshape((members, *x.shape[x.ndim - core :])).at[index].set(y).reshape(x.shape)
+
+        return type(parts)(*(put(x, y, core) for x, y, core in zip(parts, redone, cores)))
+
+    return patch
+
+
+def _whole(problem: Problem, a: jax.Array) -> Problem:
+    """``problem`` with the batch as the dispatch sees it (under ``vmap``, the mapped axes too)."""
+    return problem._replace(matrices=math.prod(a.shape[:-2]))
 
 
 def _at(parts: Parts, batch: Batch, cores: tuple[int, ...]) -> Parts:
@@ -101,38 +170,81 @@ def _at(parts: Parts, batch: Batch, cores: tuple[int, ...]) -> Parts:
 def pinv(clean: Clean, atol: jax.Array, rtol: jax.Array, problem: Problem, method: str) -> PinvParts:
     """:class:`PinvParts` of a sanitised, non-empty batch, by the paths :func:`chosen` for ``method``.
 
-    ``clean.a`` is at its own batch shape, the parts at that shape broadcast with the tolerances'.
+    ``clean.a`` is at its own batch shape, the parts at that shape broadcast
+    with the tolerances'. Under ``vmap`` it runs once on the whole batch
+    (:func:`jaxpinv._batching.whole_batch`).
     """
-    batch = Batch.of(atol, rtol, clean.a)
 
-    def svd(reduction: _svd.Reduction | None) -> PinvParts:
-        return _at(_svd.pinv(clean, atol, rtol, problem.hermitian, reduction), batch, PINV_CORES)
+    def run(a: jax.Array, bad: jax.Array, atol: jax.Array, rtol: jax.Array) -> PinvParts:
+        clean, whole = Clean(a, bad), _whole(problem, a)
+        batch = Batch.of(atol, rtol, a)
 
-    def fast(path: Path, stage: Any) -> PinvParts:
-        return _at(path.pinv(stage, problem), batch, PINV_CORES)
+        def svd(reduction: _svd.Reduction | None) -> PinvParts:
+            return _at(_svd.pinv(clean, atol, rtol, problem.hermitian, reduction), batch, PINV_CORES)
 
-    return _run(clean, atol, rtol, problem, method, fast, svd)
+        def fast(path: Path, stage: Any) -> PinvParts:
+            return _at(path.pinv(stage, whole), batch, PINV_CORES)
+
+        def redo(index: jax.Array) -> PinvParts:
+            few = Clean(_members(a, batch, 2, index), _members(bad, batch, 0, index))
+            return _svd.pinv(few, _members(atol, batch, 0, index), _members(rtol, batch, 0, index), problem.hermitian)
+
+        cap = capacity(whole, batch, a, atol, rtol)
+        return _run(clean, atol, rtol, whole, method, fast, svd, (cap, _patch(redo, PINV_CORES, cap)) if cap else None)
+
+    return whole_batch(run, (clean.a, clean.bad, atol, rtol), (2, 0, 0, 0))
 
 
 def solve(clean: Clean, b: jax.Array, atol: jax.Array, rtol: jax.Array, problem: Problem, method: str) -> SolveParts:
     """:class:`SolveParts` of a sanitised, non-empty batch and right-hand sides ``b`` (non-finite ones zeroed).
 
-    The parts come out at the batch shapes of ``a``, ``b`` and the tolerances broadcast.
+    The parts come out at the batch shapes of ``a``, ``b`` and the tolerances
+    broadcast. Under ``vmap`` it runs once on the whole batch, as :func:`pinv`.
     """
-    batch = Batch.of(atol, rtol, clean.a, b)
 
-    def svd(reduction: _svd.Reduction | None) -> SolveParts:
-        return _at(_svd.solve(clean, b, atol, rtol, reduction), batch, SOLVE_CORES)
+    def run(a: jax.Array, bad: jax.Array, b: jax.Array, atol: jax.Array, rtol: jax.Array) -> SolveParts:
+        clean, whole = Clean(a, bad), _whole(problem, a)
+        batch = Batch.of(atol, rtol, a, b)
 
-    def fast(path: Path, stage: Any) -> SolveParts:
-        return _at(path.solve(stage, b, problem), batch, SOLVE_CORES)
+        def svd(reduction: _svd.Reduction | None) -> SolveParts:
+            return _at(_svd.solve(clean, b, atol, rtol, reduction), batch, SOLVE_CORES)
 
-    return _run(clean, atol, rtol, problem, method, fast, svd)
+        def fast(path: Path, stage: Any) -> SolveParts:
+            return _at(path.solve(stage, b, whole), batch, SOLVE_CORES)
+
+        def redo(index: jax.Array) -> SolveParts:
+            few = Clean(_members(a, batch, 2, index), _members(bad, batch, 0, index))
+            cut_lo, cut_rel = (_members(x, batch, 0, index) for x in (atol, rtol))
+            return _svd.solve(few, _members(b, batch, 2, index), cut_lo, cut_rel)
+
+        cap = capacity(whole, batch, a, b, atol, rtol)
+        return _run(clean, atol, rtol, whole, method, fast, svd, (cap, _patch(redo, SOLVE_CORES, cap)) if cap else None)
+
+    return whole_batch(run, (clean.a, clean.bad, b, atol, rtol), (2, 0, 2, 0, 0))
 
 
-def taken(clean: Clean, atol: jax.Array, rtol: jax.Array, problem: Problem, method: str) -> jax.Array:
-    """Which path :func:`pinv` and :func:`solve` take for this batch: an index into :func:`names`."""
+def taken(clean: Clean, atol: jax.Array, rtol: jax.Array, problem: Problem, method: str) -> tuple[jax.Array, jax.Array]:
+    """Which path :func:`pinv` (and :func:`solve`) takes for this batch, by the same cascade.
+
+    ``(path, redone)``: an index into :func:`names`, and how many members the
+    SVD redid after that path turned them away (0 if none; every matrix's
+    count where the whole batch took the SVD).
+    """
     index = {p.name: i for i, p in enumerate(PATHS)}
+    batch = Batch.of(atol, rtol, clean.a)
+    cap = capacity(problem, batch, clean.a, atol, rtol)
+    none = jnp.int32(0)
+
+    def patch(result: tuple[jax.Array, jax.Array], ok: jax.Array, failed: jax.Array) -> tuple[jax.Array, jax.Array]:
+        return result[0], failed
+
     return _run(
-        clean, atol, rtol, problem, method, lambda p, _: jnp.int32(index[p.name]), lambda _: jnp.int32(len(PATHS))
+        clean,
+        atol,
+        rtol,
+        problem,
+        method,
+        lambda p, _: (jnp.int32(index[p.name]), none),
+        lambda _: (jnp.int32(len(PATHS)), jnp.int32(problem.matrices)),
+        (cap, patch) if cap else None,
     )

@@ -30,7 +30,6 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxpinv._batching import all_true
 from jaxpinv._kernel import nan_placeholder, real_dtype
 from jaxpinv._linalg import h, mm, mm_h
 
@@ -129,9 +128,18 @@ def decide(s_hi: jax.Array, s_lo: jax.Array, atol: jax.Array, rtol: jax.Array, k
 
 
 def estimates(
-    x: jax.Array, solve: Callable[[jax.Array], jax.Array], solve_h: Callable[[jax.Array], jax.Array], screen: jax.Array
+    x: jax.Array,
+    solve: Callable[[jax.Array], jax.Array],
+    solve_h: Callable[[jax.Array], jax.Array],
+    screen: jax.Array,
+    spare: int,
 ) -> tuple[jax.Array, jax.Array]:
-    """:func:`power`'s ``(s_hi, s_lo)`` where a pre-screen passed the whole batch, else NaN (refused)."""
+    """:func:`power`'s ``(s_hi, s_lo)`` where a pre-screen failed at most ``spare`` matrices, else NaN (refused).
+
+    A matrix that fails the screen fails the test on the estimates too (up to
+    their error, in the margin): with more than ``spare`` of them the batch
+    takes the SVD whatever the estimates say, so they are not computed.
+    """
 
     def run() -> tuple[jax.Array, jax.Array]:
         return power(x, solve, solve_h)
@@ -140,4 +148,5 @@ def estimates(
         nan = nan_placeholder(x, (), real_dtype(x.dtype))
         return nan, nan
 
-    return lax.cond(all_true(screen), run, skipped)
+    # The dispatch runs on the whole batch (also under vmap): the count is one for the batch.
+    return lax.cond(jnp.sum(~screen) <= spare, run, skipped)

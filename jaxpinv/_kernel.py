@@ -32,6 +32,8 @@ class Problem(NamedTuple):
     """A matrix that TSQR factors where it lives (:func:`jaxpinv._sharding.factored_in_place`)."""
     matrices: int
     """How many matrices the batch holds (each factored once)."""
+    spare: int = 0
+    """How many members may fail a path's test and be redone by the SVD alone (set by the dispatch)."""
 
     @classmethod
     def of(cls, a: jax.Array, hermitian: bool) -> Problem:

@@ -72,9 +72,10 @@ def lstsq(
     - `method`: ``"auto"`` (default), ``"qr"`` or ``"svd"`` (``"cholesky"``
       is accepted and runs the SVD: `a` is never taken as Hermitian here), as for
       [`pinv`][jaxpinv.pinv] (``"auto"`` compiles the QR path in from
-      ``64**3`` on, ``"qr"`` at any size): a batch whose every matrix is clearly of full rank is solved
-      by a Householder QR instead of the SVD (square and tall: ``x = R^-1
-      Q^H b``; wide: the minimum-norm ``x = Q R^-H b`` from ``a^H = QR``).
+      ``64**3`` on, ``"qr"`` at any size): a matrix that is clearly of full
+      rank is solved by a Householder QR instead of the SVD (square and
+      tall: ``x = R^-1 Q^H b``; wide: the minimum-norm ``x = Q R^-H b``
+      from ``a^H = QR``), the few of a batch that are not by the SVD alone.
       Not used with `damping`.
 
     **Returns:**

@@ -74,14 +74,16 @@ def pinv(
       The result is defined by the SVD (``eigh``); ``"auto"`` computes it
       from a Householder QR (``R^-1 Q^H``), or for ``hermitian=True`` and
       positive definite input from a Cholesky factor (``U^-1 U^-H``), when
-      every matrix of the batch is clearly of full rank (its smallest
-      singular value estimated above 8 times the cutoff), which gives the
-      same result up to rounding at a fraction of the cost, and compiles
-      those paths in only where they can repay their compile time (from
-      ``matrices * m * n * min(m, n) >= 64**3`` on: one 64 x 64 matrix, a
-      batch of 512 8 x 8; under ``jax.vmap`` of a per-matrix call it sees
-      one matrix). ``"qr"`` or ``"cholesky"`` compiles that path in at any
-      size (a small matrix inverted many times, or mapped over a large batch). ``"svd"`` always runs
+      a matrix is clearly of full rank (its smallest singular value
+      estimated above 8 times the cutoff), which gives the same result up
+      to rounding at a fraction of the cost; the few matrices of a batch
+      that are not (up to an eighth) take the SVD alone, more send the
+      whole batch there. It compiles those paths in only where they can
+      repay their compile time (from ``matrices * m * n * min(m, n) >=
+      64**3`` on: one 64 x 64 matrix, a batch of 512 8 x 8; under
+      ``jax.vmap`` the mapped matrices count too). ``"qr"`` or
+      ``"cholesky"`` compiles that path in at any size (a small matrix
+      inverted many times). ``"svd"`` always runs
       the SVD (for bit-level comparison with ``torch.linalg.pinv`` or
       ``jnp.linalg.pinv``). See the documentation: [Which path
       runs][which-path-runs].

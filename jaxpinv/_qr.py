@@ -103,7 +103,7 @@ class Stage(NamedTuple):
     s_hi: jax.Array
 
 
-def factor(clean: Clean, atol: jax.Array, rtol: jax.Array) -> tuple[QrFactors, jax.Array, jax.Array]:
+def factor(clean: Clean, atol: jax.Array, rtol: jax.Array, spare: int) -> tuple[QrFactors, jax.Array, jax.Array]:
     """Stage 1: ``(factors, s_hi, ok)`` of a sanitised batch.
 
     Householder QR of ``a`` (square and tall) or of ``a^H`` (wide): ``R`` has
@@ -143,7 +143,7 @@ def factor(clean: Clean, atol: jax.Array, rtol: jax.Array) -> tuple[QrFactors, j
         return QrFactors(qr, rinv), s_hi, decide(s_hi, s_lo, atol, rtol, max(m, n), eps) | bad
     diag = jnp.abs(jnp.sum(r * eye_like(r), axis=-1))  # the diagonal, one fused product
     screen = decide(jnp.max(diag, axis=-1), jnp.min(diag, axis=-1), atol, rtol, max(m, n), eps) | bad
-    s_hi, s_lo = estimates(r, lambda v: trsm(r, v), lambda u: trsm(r, u, adjoint=True), screen)
+    s_hi, s_lo = estimates(r, lambda v: trsm(r, v), lambda u: trsm(r, u, adjoint=True), screen, spare)
     return QrFactors(qr, None), s_hi, decide(s_hi, s_lo, atol, rtol, max(m, n), eps) | bad
 
 
@@ -232,7 +232,7 @@ class QrPath:
         return problem.matrices * problem.m * problem.n * min(problem.m, problem.n) >= MIN_WORK
 
     def decide(self, clean: Clean, atol: jax.Array, rtol: jax.Array, problem: Problem) -> Verdict:
-        factors, s_hi, ok = factor(clean, atol, rtol)
+        factors, s_hi, ok = factor(clean, atol, rtol, problem.spare)
         return Verdict(ok, Stage(clean, factors, s_hi), lambda: qr_of(factors))
 
     def pinv(self, stage: Stage, problem: Problem) -> PinvParts:

@@ -35,17 +35,22 @@ def path_names() -> tuple[str, ...]:
 def path_taken(a: Any, *, atol: Any = None, rtol: Any = None, hermitian: bool = False, method: str = "auto") -> str:
     """Which path ``pinv(a, atol=atol, rtol=rtol, hermitian=hermitian, method=method)`` takes (``lstsq`` alike).
 
+    A path's name (``"svd"``: the whole batch); ``"qr+svd"`` where the QR
+    path took the batch but the SVD redid the few members it turned away;
     ``"none"`` for an empty batch (nothing is factored).
     """
     method = _check.method("path_taken", method)
     c = _check.check("path_taken", a, atol=atol, rtol=rtol, hermitian=hermitian)
-    index = _taken(c.a, c.atol, c.rtol, c.spec, method)
-    return "none" if index < 0 else _dispatch.names()[int(index)]
+    index, redone = (int(x) for x in _taken(c.a, c.atol, c.rtol, c.spec, method))
+    if index < 0:
+        return "none"
+    name = _dispatch.names()[index]
+    return f"{name}+svd" if redone and name != "svd" else name
 
 
 @partial(jax.jit, static_argnames=("spec", "method"))
-def _taken(a: jax.Array, atol: Any, rtol: Any, spec: _preamble.Spec, method: str) -> jax.Array:
+def _taken(a: jax.Array, atol: Any, rtol: Any, spec: _preamble.Spec, method: str) -> tuple[jax.Array, jax.Array]:
     x = _preamble.prepare(spec, a, atol, rtol)
     if x.a.size == 0:
-        return jnp.int32(-1)
+        return jnp.int32(-1), jnp.int32(0)
     return _dispatch.taken(sanitize(x.a), x.atol, x.rtol, Problem.of(x.a, spec.hermitian), method)

@@ -76,6 +76,17 @@ def test_bench_broadcast_quick_runs():
 
 
 @pytest.mark.timeout(300)
+def test_bench_mixed_quick_runs():
+    proc = run_python([str(REPO / "benchmarks" / "bench.py"), "--mixed", "--quick"], cwd=REPO, timeout=280)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [[cell.strip() for cell in line.split("|")[1:-1]] for line in proc.stdout.splitlines()]
+    rows = [row for row in rows if row and row[0] in ("pinv", "lstsq", "grad of vmapped lstsq loss")]
+    assert len(rows) == 12 and "nan" not in proc.stdout
+    # a batch of 8 splits off one member: 0 and 1 deficient take the QR path, 2 and 4 the SVD
+    assert [row[2] for row in rows[:4]] == ["qr", "qr+svd", "svd", "svd"]
+
+
+@pytest.mark.timeout(300)
 def test_bench_lineax_quick_runs():
     proc = run_python([str(REPO / "benchmarks" / "bench_lineax.py"), "--quick"], cwd=REPO, timeout=280)
     assert proc.returncode == 0, proc.stderr[-3000:]

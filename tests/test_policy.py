@@ -82,11 +82,14 @@ def test_lstsq_follows_the_same_policy():
     assert _has_geqrf(jaxpinv.lstsq, large, large[:, 0])
 
 
-def test_under_vmap_the_policy_sees_one_matrix():
-    # The documented limit: a traced per-matrix function cannot know the mapped axis' size, so
-    # vmap over 4096 8 x 8 matrices compiles the SVD path alone where the batched call takes the
-    # QR path; method="qr" puts it back (the performance page, "Which programs hold the QR path").
+def test_under_vmap_the_policy_sees_the_whole_batch():
+    # The dispatch runs once on the whole mapped batch (jaxpinv._batching.whole_batch): vmap over
+    # 4096 8 x 8 matrices compiles the QR path in as the batched call does, and vmap over one 8 x 8
+    # matrix's tolerances (the matrix not mapped) does not.
     a = jnp.asarray(random_matrix(np.random.default_rng(4), (4096, 8, 8), np.float32, cond=10.0))
     assert _has_geqrf(jaxpinv.pinv, a)
-    assert not _has_geqrf(jax.vmap(jaxpinv.pinv), a)
-    assert _has_geqrf(jax.vmap(lambda x: jaxpinv.pinv(x, method="qr")), a)
+    assert _has_geqrf(jax.vmap(jaxpinv.pinv), a)
+    assert _has_geqrf(jax.vmap(jax.vmap(jaxpinv.pinv)), a.reshape(64, 64, 8, 8))
+    assert _has_geqrf(jax.vmap(jax.grad(lambda x: jnp.sum(jaxpinv.pinv(x)))), a)
+    assert not _has_geqrf(jax.vmap(lambda r: jaxpinv.pinv(a[0], rtol=r)), jnp.linspace(0.0, 0.1, 4096))
+    assert not _has_geqrf(jax.vmap(jaxpinv.pinv), a[:4])
