@@ -7,7 +7,7 @@ eligibility, its per-matrix verdict and its compute. The SVD
 eligible paths are tried in order: each decides per matrix, and one
 ``lax.cond`` on "every matrix qualifies" takes it or moves on, handing a QR
 it already has to the SVD. The last path before the SVD may split a mixed
-batch: if at most :func:`capacity` members fail (an eighth of the batch),
+batch: if at most :func:`capacity` members fail (an eighth of a batch of 8 or more),
 they are gathered into a buffer of that fixed size (static shapes, dynamic
 contents), the SVD redoes them and they are scattered back into the path's
 result. Under ``vmap`` all of this runs once on the whole mapped batch
@@ -113,20 +113,26 @@ def _run(
     return _cascade(chosen(problem, method), clean, atol, rtol, problem, finish, fallback, mixed)
 
 
+# The split of a mixed batch adds its own kernels (the buffer's SVD, gather and scatter: about
+# 0.4 s to jit(pinv) at 32 x 64 x 64 on a CPU core); from 8 matrices on the buffer is at most an
+# eighth of the batch, so a mixed batch saves at least 7/8 of the batch's SVD (the performance page).
+SPLIT_MIN = 8
+
+
 def capacity(problem: Problem, batch: Batch, *arrays: jax.Array) -> int:
     """How many members a path turned away the SVD redoes on their own; 0: the whole batch moves on.
 
-    An eighth of the batch (at least one, from two matrices on): the SVD of
+    An eighth of a batch of at least :data:`SPLIT_MIN` matrices: the SVD of
     the few then costs at most an eighth of the whole batch's. Only where
     the batch is ``a``'s own (no tolerance or right-hand side broadcasts it)
     and no array is explicitly sharded (the gather would move members
     between devices).
     """
-    if problem.matrices < 2 or batch.shape != arrays[0].shape[:-2]:
+    if problem.matrices < SPLIT_MIN or batch.shape != arrays[0].shape[:-2]:
         return 0
     if any(_sharding.explicitly_sharded(x) for x in arrays):
         return 0
-    return max(1, problem.matrices // 8)
+    return problem.matrices // 8
 
 
 def _members(x: jax.Array, batch: Batch, core: int, index: jax.Array) -> jax.Array:

@@ -77,8 +77,8 @@ def pinv(
       a matrix is clearly of full rank (its smallest singular value
       estimated above 8 times the cutoff), which gives the same result up
       to rounding at a fraction of the cost; the few matrices of a batch
-      that are not (up to an eighth) take the SVD alone, more send the
-      whole batch there. It compiles those paths in only where they can
+      (of 8 or more) that are not, up to an eighth, take the SVD alone;
+      more send the whole batch there. It compiles those paths in only where they can
       repay their compile time (from ``matrices * m * n * min(m, n) >=
       64**3`` on: one 64 x 64 matrix, a batch of 512 8 x 8; under
       ``jax.vmap`` the mapped matrices count too). ``"qr"`` or
