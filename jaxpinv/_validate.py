@@ -56,6 +56,9 @@ def dtypes(fname: str, argname: str, dtype: Any) -> tuple[Any, Any]:
             )
         if jnp.issubdtype(dtype, jnp.floating) and jnp.dtype(dtype).itemsize < 4:
             return jnp.dtype(jnp.float32), dtype
+        # With x64 off, float64 (complex128) input runs and returns in float32 (complex64), as
+        # jnp.asarray gives it, rather than asking JAX for a dtype it would truncate with a warning.
+        dtype = jax.dtypes.canonicalize_dtype(dtype)
         return dtype, dtype
     raise TypeError(
         f"{fname}: argument '{argname}' must be a numeric array (float, complex, integer or bool); got dtype {dtype}."

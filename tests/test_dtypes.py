@@ -122,3 +122,32 @@ def test_python_lists_and_numpy_inputs():
     p = jaxpinv.pinv([[1.0, 0.0], [0.0, 2.0]])
     np.testing.assert_allclose(p, [[1.0, 0.0], [0.0, 0.5]])
     assert isinstance(p, jax.Array)
+
+
+def test_float64_numpy_input_without_x64_runs_in_float32_without_a_warning():
+    # JAX's default configuration: jnp.asarray turns float64 NumPy input into float32 silently; so do
+    # we (the compute dtype was float64, which JAX truncated with a UserWarning in every call).
+    import warnings
+
+    from helpers import x64
+
+    rng = np.random.default_rng(5)
+    a = random_matrix(rng, (2, 5, 3), np.float64, cond=10.0)
+    b = rng.standard_normal((2, 5))
+    with x64(False), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        calls = {
+            "pinv": jaxpinv.pinv(a, rtol=np.array(1e-6)),
+            "pinverse": jaxpinv.pinverse(a),
+            "lstsq": jaxpinv.lstsq(a, b),
+            "lstsq_full": jaxpinv.lstsq_full(a, b).solution,
+            "damped_pinv": jaxpinv.damped_pinv(a, np.float64(0.1)),
+            "complex": jaxpinv.pinv(a.astype(np.complex128)),
+        }
+        assert int(jaxpinv.matrix_rank(a)[0]) == 3
+    ref = np.linalg.pinv(a)
+    for name, out in calls.items():
+        assert out.dtype == (np.complex64 if name == "complex" else np.float32), name
+    # float32 computation of a condition-10 matrix: 10 n eps cond (helpers.forward_tol)
+    for name in ("pinv", "pinverse", "complex"):
+        assert rel_err(calls[name], ref) < forward_tol(np.float32, 10.0, 5), name
