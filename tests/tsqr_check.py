@@ -25,6 +25,7 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 import jaxpinv
+from jaxpinv.internal import path_taken
 
 failures: list[str] = []
 
@@ -365,6 +366,18 @@ def layouts() -> None:
     check(
         "batch of row-sharded a, one shared b",
         rel(sol, np.linalg.pinv(np.stack([x128, 2 * x128])) @ np.ones(128)) < 1e-10,
+    )
+    # A batch sharded along its batch axis is not split (the gather would move members between
+    # devices): one rank-deficient member of 16 sends the whole batch to the SVD, each value right.
+    batch = np.stack([matrix(32, 32, 1e2) for _ in range(16)])
+    batch[5] = matrix(32, 32, 1e2, rank=30)
+    placed = jax.device_put(batch, NamedSharding(mesh_x, P("x")))
+    sol = jax.jit(jaxpinv.pinv)(placed)
+    paths = (path_taken(batch), path_taken(placed))  # unsharded, it is split
+    check(
+        "batch-sharded mixed batch: not split, values",
+        paths == ("qr+svd", "svd") and rel(sol, np.linalg.pinv(batch, rcond=1e-10)) < 1e-10,
+        str(paths),
     )
 
 
