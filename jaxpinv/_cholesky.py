@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxpinv._estimate import MIN_WORK, SMALL, decide, estimates, schatten4
+from jaxpinv._estimate import MIN_WORK, SMALL, bounds, decide, estimates
 from jaxpinv._kernel import (
     Clean,
     PinvParts,
@@ -62,9 +62,8 @@ def factor(clean: Clean, atol: jax.Array, rtol: jax.Array, spare: int) -> tuple[
     u = h(jnp.linalg.cholesky(a, symmetrize_input=False))  # A = U^H U; NaN where A is not positive definite
     if k <= SMALL:
         x = trsm(u, trsm(u, eye_like(u), adjoint=True))  # U^-1 U^-H = A^-1
-        norms = schatten4(jnp.stack([a, x]))  # one set of kernels for both (compile time)
-        s_hi, s_lo = norms[0], 1 / norms[1]
-        return Stage(clean, u, x, s_hi), decide(s_hi, s_lo, atol, rtol, k, eps) | bad
+        s_hi, ok = bounds(a, x, atol, rtol, k, eps, bad)
+        return Stage(clean, u, x, s_hi), ok
     diag = jnp.abs(jnp.sum(u * eye_like(u), axis=-1)) ** 2  # eigenvalues of U, squared
     screen = decide(jnp.max(diag, axis=-1), jnp.min(diag, axis=-1), atol, rtol, k, eps) | bad
 

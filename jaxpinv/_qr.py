@@ -68,7 +68,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from jaxpinv import _householder
-from jaxpinv._estimate import MIN_WORK, SMALL, decide, estimates, schatten4
+from jaxpinv._estimate import MIN_WORK, SMALL, bounds, decide, estimates
 from jaxpinv._kernel import (
     Clean,
     PinvParts,
@@ -138,9 +138,8 @@ def factor(clean: Clean, atol: jax.Array, rtol: jax.Array, spare: int) -> tuple[
     if k <= SMALL:
         # Rigorous bounds, no iteration: sigma_max <= ||R||_S4, sigma_min >= 1 / ||R^-1||_S4.
         rinv = trsm(r, eye_like(r))
-        norms = schatten4(jnp.stack([r, rinv]))  # one set of kernels for both (compile time)
-        s_hi, s_lo = norms[0], 1 / norms[1]
-        return QrFactors(qr, rinv), s_hi, decide(s_hi, s_lo, atol, rtol, max(m, n), eps) | bad
+        s_hi, ok = bounds(r, rinv, atol, rtol, max(m, n), eps, bad)
+        return QrFactors(qr, rinv), s_hi, ok
     diag = jnp.abs(jnp.sum(r * eye_like(r), axis=-1))  # the diagonal, one fused product
     screen = decide(jnp.max(diag, axis=-1), jnp.min(diag, axis=-1), atol, rtol, max(m, n), eps) | bad
     s_hi, s_lo = estimates(r, lambda v: trsm(r, v), lambda u: trsm(r, u, adjoint=True), screen, spare)
