@@ -114,25 +114,23 @@ def _run(
 
 
 # The split of a mixed batch adds its own kernels (the buffer's SVD, gather and scatter: about
-# 0.4 s to jit(pinv) at 32 x 64 x 64 on a CPU core); from 8 matrices on the buffer is at most an
-# eighth of the batch, so a mixed batch saves at least 7/8 of the batch's SVD (the performance page).
-SPLIT_MIN = 8
+# 0.4 s to jit(pinv) at 32 x 64 x 64 on a CPU core); a buffer of this share of the batch saves at
+# least 7/8 of the batch's SVD on a mixed call, and there is none below 8 matrices (the performance page).
+SHARE = 8
 
 
 def capacity(problem: Problem, batch: Batch, *arrays: jax.Array) -> int:
     """How many members a path turned away the SVD redoes on their own; 0: the whole batch moves on.
 
-    An eighth of a batch of at least :data:`SPLIT_MIN` matrices: the SVD of
-    the few then costs at most an eighth of the whole batch's. Only where
-    the batch is ``a``'s own (no tolerance or right-hand side broadcasts it)
-    and no array is explicitly sharded (the gather would move members
-    between devices).
+    A :data:`SHARE`-th of the batch (none below that many matrices): the SVD
+    of the few then costs at most that share of the whole batch's. Only
+    where the batch is ``a``'s own (no tolerance or right-hand side
+    broadcasts it) and no array is explicitly sharded (the gather would move
+    members between devices).
     """
-    if problem.matrices < SPLIT_MIN or batch.shape != arrays[0].shape[:-2]:
+    if batch.shape != arrays[0].shape[:-2] or any(_sharding.explicitly_sharded(x) for x in arrays):
         return 0
-    if any(_sharding.explicitly_sharded(x) for x in arrays):
-        return 0
-    return problem.matrices // 8
+    return problem.matrices // SHARE
 
 
 def _members(x: jax.Array, batch: Batch, core: int, index: jax.Array) -> jax.Array:
