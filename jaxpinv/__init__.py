@@ -12,7 +12,20 @@ with ``jit``, ``vmap``, ``grad``, ``jacfwd``/``jacrev``, ``hessian`` and sharded
 from jaxpinv._damped import damped_pinv
 from jaxpinv._lstsq import LstsqResult, lstsq, lstsq_full
 from jaxpinv._pinv import matrix_rank, pinv, pinverse
+from jaxpinv._types import ArrayLike, Damping, Tolerance
 
 __version__ = "0.1.0"
 
-__all__ = ["LstsqResult", "damped_pinv", "lstsq", "lstsq_full", "matrix_rank", "pinv", "pinverse", "__version__"]
+__all__ = [
+    "ArrayLike",
+    "Damping",
+    "LstsqResult",
+    "Tolerance",
+    "damped_pinv",
+    "lstsq",
+    "lstsq_full",
+    "matrix_rank",
+    "pinv",
+    "pinverse",
+    "__version__",
+]

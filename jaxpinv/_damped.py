@@ -16,12 +16,11 @@ import jax.numpy as jnp
 from jaxpinv import _check, _damped_core, _preamble
 from jaxpinv._linalg import h
 from jaxpinv._preamble import Spec
-
-ArrayLike = Any  # jax.typing.ArrayLike, kept loose for NumPy arrays and lists
+from jaxpinv._types import ArrayLike, Damping
 
 
 @_check.keywords("damped_pinv")
-def damped_pinv(a: ArrayLike, damping: Any) -> jax.Array:
+def damped_pinv(a: ArrayLike, damping: Damping) -> jax.Array:
     r"""Damped (Tikhonov, ridge) pseudo-inverse ``(A^H A + damping^2 I)^-1 A^H``.
 
     $$

@@ -20,9 +20,7 @@ from jaxpinv import _check, _damped_core, _lstsq_core, _preamble, _svd
 from jaxpinv._kernel import nan_where, rank, real_dtype, sanitize, sanitize_columns, zero_where
 from jaxpinv._linalg import h, mm
 from jaxpinv._preamble import Spec
-
-ArrayLike = Any  # jax.typing.ArrayLike, kept loose for NumPy arrays and lists
-Tolerance = Any  # None, a Python float or a real array broadcasting against the batch
+from jaxpinv._types import ArrayLike, Damping, Tolerance
 
 
 class LstsqResult(NamedTuple):
@@ -45,7 +43,7 @@ def lstsq(
     *,
     atol: Tolerance = None,
     rtol: Tolerance = None,
-    damping: Any = None,
+    damping: Damping | None = None,
     method: str = "auto",
 ) -> jax.Array:
     r"""Minimum-norm least-squares solution ``x = pinv(a) @ b``.
@@ -128,25 +126,25 @@ def lstsq(
 
 @_check.keywords("lstsq_full")
 def lstsq_full(a: ArrayLike, b: ArrayLike, *, atol: Tolerance = None, rtol: Tolerance = None) -> LstsqResult:
-    r""":func:`lstsq` with NumPy's extra outputs: ``(solution, residuals, rank, singular_values)``.
+    r"""[`lstsq`][jaxpinv.lstsq] with NumPy's extra outputs: ``(solution, residuals, rank, singular_values)``.
 
     Unlike ``numpy.linalg.lstsq`` (which returns an empty array of residuals
     unless ``a`` has full column rank and ``m > n``), ``residuals`` is always
     ``sum |b - a x|^2`` over the rows, a fixed shape that jit and vmap need.
 
-    **Arguments:** as :func:`lstsq`.
+    **Arguments:** as [`lstsq`][jaxpinv.lstsq].
 
-    **Returns:** an :class:`LstsqResult` named tuple; it unpacks like NumPy's
+    **Returns:** an [`LstsqResult`][jaxpinv.LstsqResult] named tuple; it unpacks like NumPy's
     4-tuple. Only ``solution`` and ``residuals`` carry derivatives. ``rank``
     and ``singular_values`` describe `a` alone, from the very SVD that gives
-    the solution (so ``rank`` is :func:`matrix_rank`'s and counts exactly the
+    the solution (so ``rank`` is [`matrix_rank`][jaxpinv.matrix_rank]'s and counts exactly the
     values the solution uses); `b` does not enter them. A non-finite matrix
     of `a` (or a NaN tolerance) has rank -1 and NaN singular values; a
     non-finite column of `b` leaves them as they are and makes only that
     column's solution and residual NaN. All of this is the same under every
     transformation (``jit``, ``vmap``, ``jvp``, ``grad``).
 
-    **Raises:** as :func:`lstsq`.
+    **Raises:** as [`lstsq`][jaxpinv.lstsq].
 
     **Example:**
 

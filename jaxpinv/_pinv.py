@@ -19,9 +19,7 @@ from jax import lax
 from jaxpinv import _check, _pinv_core, _preamble, _svd
 from jaxpinv._kernel import rank, sanitize
 from jaxpinv._preamble import Spec
-
-ArrayLike = Any  # jax.typing.ArrayLike, kept loose for NumPy arrays and lists
-Tolerance = Any  # None, a Python float or a real array broadcasting against the batch
+from jaxpinv._types import ArrayLike, Tolerance
 
 
 @_check.keywords("pinv")
@@ -117,9 +115,11 @@ def pinv(
     [Scaling out][scaling-out].
 
     **Derivatives:** a ``jax.custom_jvp`` rule (Golub and Pereyra, 1973),
-    valid wherever the rank after the cutoff is locally constant::
+    valid wherever the rank after the cutoff is locally constant:
 
-        dP = -P dA P + P P^H dA^H (I - A P) + (I - P A) dA^H P^H P
+    $$
+    dP = -P\,dA\,P + P P^H dA^H (I - A P) + (I - P A)\, dA^H P^H P .
+    $$
 
     Reverse mode, ``hessian`` and higher orders follow; all are finite for
     finite input, including at repeated singular values.
@@ -158,21 +158,21 @@ def pinverse(input: ArrayLike, rcond: float = 1e-15, *, method: str = "auto") ->
     The default ``rcond=1e-15`` is torch's, and it is a poor choice in single
     precision: float32's machine epsilon is about 1.2e-7, so singular values
     that are pure rounding noise (around ``1e-7 * s_0``) pass the cutoff and get
-    inverted into huge entries. Prefer :func:`pinv`, whose default
+    inverted into huge entries. Prefer [`pinv`][jaxpinv.pinv], whose default
     ``rtol = max(m, n) * eps`` adapts to the dtype.
 
     **Arguments:**
 
-    - `input`: array of shape ``(*, m, n)``, as for :func:`pinv`.
+    - `input`: array of shape ``(*, m, n)``, as for [`pinv`][jaxpinv.pinv].
     - `rcond`: the relative tolerance, a non-negative Python number or a real
       array broadcasting against the batch shape.
-    - `method`: ``"auto"``, ``"cholesky"``, ``"qr"`` or ``"svd"``, as for :func:`pinv`.
+    - `method`: ``"auto"``, ``"cholesky"``, ``"qr"`` or ``"svd"``, as for [`pinv`][jaxpinv.pinv].
 
     **Returns:**
 
-    The pseudo-inverse of shape ``(*, n, m)``, as for :func:`pinv`.
+    The pseudo-inverse of shape ``(*, n, m)``, as for [`pinv`][jaxpinv.pinv].
 
-    **Raises:** as :func:`pinv` (naming ``pinverse`` and ``rcond``).
+    **Raises:** as [`pinv`][jaxpinv.pinv] (naming ``pinverse`` and ``rcond``).
 
     **Example:**
 
@@ -198,14 +198,14 @@ def matrix_rank(
     rtol: Tolerance = None,
     hermitian: bool = False,
 ) -> jax.Array:
-    r"""Numerical rank: how many singular values :func:`pinv` keeps.
+    r"""Numerical rank: how many singular values [`pinv`][jaxpinv.pinv] keeps.
 
     With the same arguments, ``matrix_rank(a)`` is exactly the number of
-    singular values ``s_i > max(atol, rtol * s_0)`` that :func:`pinv` inverts,
+    singular values ``s_i > max(atol, rtol * s_0)`` that [`pinv`][jaxpinv.pinv] inverts,
     so the two always agree (``jnp.linalg.matrix_rank`` uses a different
     default tolerance and a non-strict comparison).
 
-    **Arguments:** as :func:`pinv`.
+    **Arguments:** as [`pinv`][jaxpinv.pinv].
 
     **Returns:**
 
@@ -213,7 +213,7 @@ def matrix_rank(
     tolerances' shapes). A matrix holding NaN or ±Inf (or with a NaN
     tolerance) has no rank: it gets ``-1``, which cannot be mistaken for one.
 
-    **Raises:** as :func:`pinv`.
+    **Raises:** as [`pinv`][jaxpinv.pinv].
 
     **Example:**
 

@@ -35,6 +35,7 @@ LAYERS = {
     "_kernel": 1,
     "_linalg": 1,
     "_householder": 0,
+    "_types": 0,
     "_tolerance": 0,
     "_validate": 0,
     "_batching": 0,
