@@ -348,6 +348,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m jaxpinv",
         description="Print versions and devices, self-check jaxpinv on the default "
         "backend and time it against jnp.linalg.pinv.",
+        epilog="Exit status: 0 if every check passed, 1 if any failed (the timing table never fails "
+        "the run unless it raises), 2 for bad arguments.",
     )
     parser.add_argument("--no-timing", action="store_true", help="skip the timing table")
     parser.add_argument("--repeats", type=int, default=20, help="timed runs per case (default: 20)")

@@ -128,3 +128,13 @@ def test_self_check_fails_on_a_semantically_broken_build(mutant, tmp_path):
     )
     assert str(tmp_path) in proc.stdout or "jaxpinv" in proc.stdout
     assert proc.returncode == 1 and "FAIL" in proc.stdout, proc.stdout[-3000:]
+
+
+@pytest.mark.timeout(150)
+def test_help_names_the_options_and_the_exit_status() -> None:
+    proc = run_python(["-m", "jaxpinv", "--help"], cwd=REPO, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    for needed in ("--no-timing", "--repeats", "--seed", "Exit status: 0", "1 if any failed", "2 for bad arguments"):
+        assert needed in proc.stdout, proc.stdout
+    bad = run_python(["-m", "jaxpinv", "--no-such-option"], cwd=REPO, timeout=120)
+    assert bad.returncode == 2, bad.stderr
