@@ -17,34 +17,10 @@
 # 3. learns $\log\lambda$ by gradient descent on the validation error and
 #    compares it with the best grid point and with no damping at all.
 #
-# Run it as a script (`python examples/ridge_path.py`, add `--fast` for a quick
-# run) or open it as a notebook with jupytext.
+# `JAXPINV_EXAMPLES_FAST=1` runs a coarser grid and fewer steps.
 
 # %%
-import json
 import os
-import pathlib
-import sys
-
-FAST = os.environ.get("JAXPINV_EXAMPLES_FAST") == "1" or "--fast" in sys.argv
-# In a Jupyter kernel figures show inline (and are saved); run as a script, they are only saved.
-IN_KERNEL = "ipykernel" in sys.modules
-
-
-def repo_root() -> pathlib.Path:
-    """The checkout's root: from this file's path, or in a kernel (which has no ``__file__``) the
-    first of the working directory and its parents holding ``pyproject.toml`` and ``examples/``."""
-    if "__file__" in globals():
-        return pathlib.Path(__file__).resolve().parents[1]
-    for folder in (pathlib.Path.cwd(), *pathlib.Path.cwd().parents):
-        if (folder / "pyproject.toml").is_file() and (folder / "examples").is_dir():
-            return folder
-    return pathlib.Path.cwd()
-
-
-OUT = pathlib.Path(os.environ.get("JAXPINV_EXAMPLES_OUT", repo_root() / "docs" / "images"))
-OUT.mkdir(parents=True, exist_ok=True)
-print("figures are saved to", OUT)
 
 import jax
 
@@ -52,14 +28,14 @@ jax.config.update("jax_enable_x64", True)
 
 import jax.numpy as jnp
 import matplotlib
-
-if not IN_KERNEL:
-    matplotlib.use("Agg")  # headless: no display needed
 import matplotlib.pyplot as plt
 import numpy as np
 import optax
 
 import jaxpinv
+
+FAST = os.environ.get("JAXPINV_EXAMPLES_FAST") == "1"  # a smaller, quicker run (the tests, the docs build)
+SAVE = os.environ.get("JAXPINV_EXAMPLES_SAVE")  # a folder to write the figure to, if set
 
 # %% [markdown]
 # ## The problem: noisy targets, features on very different scales
@@ -67,8 +43,7 @@ import jaxpinv
 # $d = 20$ features whose scales are log-spaced over three decades (from 1 down
 # to $10^{-3}$), only $n = 25$ training rows, targets with noise of standard
 # deviation 0.1, and separate validation and test sets from the same
-# distribution. The same data is used in fast mode; fast mode only takes a
-# coarser grid and fewer optimiser steps.
+# distribution.
 
 # %%
 rng = np.random.default_rng(0)
@@ -300,42 +275,14 @@ ax.set_ylabel("validation MSE")
 ax.set_title(r"Learning $\log\lambda$")
 ax.legend(fontsize=8)
 fig.tight_layout()
-png = OUT / "ridge_path.png"
-fig.savefig(png, dpi=110, bbox_inches="tight")
-if IN_KERNEL:
-    plt.show()  # inline, in the notebook
-else:
-    plt.close(fig)
+if SAVE:
+    fig.savefig(os.path.join(SAVE, "ridge_path.png"), dpi=110, bbox_inches="tight")
+plt.show()
 
 # %% [markdown]
 # ## Summary
 
 # %%
-result = {
-    "fast": FAST,
-    "n_train": n_train,
-    "d": d,
-    "noise": noise,
-    "noise_floor": noise**2,
-    "cond": float(sigma[0] / sigma[-1]),
-    "steps": steps,
-    "initial_lambda": lam0,
-    "initial_val_mse": initial_val,
-    "learned_lambda": learned_lam,
-    "learned_val_mse": learned_val,
-    "grid_points": len(grid),
-    "grid_best_lambda": grid_best_lam,
-    "grid_best_val_mse": grid_best_val,
-    "val_mse_at_zero": val_at_zero,
-    "damping_zero_max_abs_diff": zero_diff,
-    "test_mse_at_zero": test_at_zero,
-    "test_mse_learned": test_learned,
-    "second_initial_lambda": lam0_b,
-    "second_initial_val_mse": float(losses_b[0]),
-    "second_learned_lambda": learned_lam_b,
-    "second_learned_val_mse": learned_val_b,
-    "trajectory_lambda": [float(v) for v in lams[:: max(1, steps // 25)]],
-}
 excess_ratio = (val_at_zero - noise**2) / (learned_val - noise**2)  # error above the irreducible noise
 print(
     f"validation MSE: lambda=0 {val_at_zero:.4g} | start lambda={lam0:.0e} {initial_val:.4g} | "
@@ -349,5 +296,3 @@ print(
     f"second start lambda={lam0_b:g} -> {learned_lam_b:.4g}: {learned_val_b:.4g} "
     f"({learned_val_b / grid_best_val:.4f} x grid best)"
 )
-print(f"wrote {png}")
-print("RESULT " + json.dumps(result))

@@ -9,41 +9,16 @@
 # Here the "devices" are 8 simulated CPU devices (the XLA flag below, which has
 # to be set before JAX starts). On a machine with GPUs or TPUs, delete nothing:
 # the flag only affects the CPU backend, and the mesh is built from whatever
-# `jax.devices()` returns. Run with `python examples/sharded_batch.py`
-# (`--fast` for the small version used in CI).
+# `jax.devices()` returns. `JAXPINV_EXAMPLES_FAST=1` runs a smaller batch.
 
 # %%
-import json
 import os
-import pathlib
+
+# 8 simulated CPU devices (unless XLA_FLAGS is set); before JAX starts, so in a notebook
+# restart the kernel if JAX was already used.
+os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
+
 import re
-import sys
-
-FAST = os.environ.get("JAXPINV_EXAMPLES_FAST") == "1" or "--fast" in sys.argv
-# In a Jupyter kernel figures show inline (and are saved); run as a script, they are only saved.
-IN_KERNEL = "ipykernel" in sys.modules
-
-
-def repo_root() -> pathlib.Path:
-    """The checkout's root: from this file's path, or in a kernel (which has no ``__file__``) the
-    first of the working directory and its parents holding ``pyproject.toml`` and ``examples/``."""
-    if "__file__" in globals():
-        return pathlib.Path(__file__).resolve().parents[1]
-    for folder in (pathlib.Path.cwd(), *pathlib.Path.cwd().parents):
-        if (folder / "pyproject.toml").is_file() and (folder / "examples").is_dir():
-            return folder
-    return pathlib.Path.cwd()
-
-
-OUT = pathlib.Path(os.environ.get("JAXPINV_EXAMPLES_OUT", repo_root() / "docs" / "images"))
-OUT.mkdir(parents=True, exist_ok=True)
-print("figures are saved to", OUT)
-
-# Must happen before JAX initialises its backends (i.e. before the first jax
-# call). In a notebook: restart the kernel if JAX was already used.
-if "--xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
-
 import time
 
 import jax
@@ -54,8 +29,8 @@ from jax.sharding import PartitionSpec as P
 
 import jaxpinv
 
+FAST = os.environ.get("JAXPINV_EXAMPLES_FAST") == "1"  # a smaller, quicker run (the tests, the docs build)
 print("jax", jax.__version__, "| backend", jax.default_backend(), "|", jax.device_count(), "devices")
-result: dict = {"devices": jax.device_count(), "backend": jax.default_backend()}
 
 # %% [markdown]
 # ## A batch sharded over a 1-D mesh
@@ -84,7 +59,8 @@ print("   ...")
 # (and, if some matrix is not clearly of full rank, one batched SVD) per
 # device, on that device's `batch / n_dev` matrices. The only communication is
 # one all-reduce of a scalar: whether every matrix of the batch may take the
-# full-rank path (a batch-level decision; see the README, "Which path runs").
+# full-rank path (a batch-level decision; see "Which path runs" on the
+# documentation's Performance page).
 
 # %%
 pinv = jax.jit(jaxpinv.pinv)
@@ -102,16 +78,6 @@ print("all-reduce results:", reduced or "none")
 ref = np.linalg.pinv(a_host.astype(np.float64))
 fwd_err = float(np.max(np.abs(np.asarray(p, np.float64) - ref)) / np.max(np.abs(ref)))
 print(f"max relative difference to numpy.linalg.pinv (float64): {fwd_err:.1e}")
-result.update(
-    shape=[batch, m, n],
-    in_spec=str(a.sharding.spec),
-    out_spec=str(p.sharding.spec),
-    out_sharding_equals_in=p.sharding.is_equivalent_to(a.sharding, p.ndim),
-    forward_collectives=collectives,
-    forward_all_reduce_types=reduced,
-    forward_rel_err=fwd_err,
-    eps=float(jnp.finfo(jnp.float32).eps),
-)
 
 # %% [markdown]
 # ## Gradient: also sharded
@@ -139,12 +105,6 @@ single = jax.devices()[0]
 g_ref = jax.jit(jax.grad(loss))(jax.device_put(a_host, single), jax.device_put(np.asarray(c), single))
 grad_diff = float(jnp.max(jnp.abs(np.asarray(g) - np.asarray(g_ref))) / jnp.max(jnp.abs(np.asarray(g_ref))))
 print(f"max relative difference to the unsharded gradient: {grad_diff:.1e}")
-result.update(
-    grad_spec=str(g.sharding.spec),
-    grad_sharding_equals_in=g.sharding.is_equivalent_to(a.sharding, g.ndim),
-    grad_gathers=grad_collectives,
-    grad_rel_diff=grad_diff,
-)
 
 # %% [markdown]
 # ## Timing (informative only)
@@ -163,6 +123,3 @@ for name, fn, args in [("pinv", pinv, (a,)), ("value_and_grad", value_and_grad, 
         jax.block_until_ready(fn(*args))
         times.append(time.perf_counter() - t0)
     print(f"{name:15s} median {1e3 * np.median(times):8.2f} ms for {batch} matrices {m}x{n}")
-
-# %%
-print("RESULT " + json.dumps(result))

@@ -12,51 +12,23 @@
 # JAX starts); on GPUs or TPUs the mesh is built from `jax.devices()` and
 # nothing else changes. The mesh axes are `Explicit` (`jax.make_mesh`'s
 # default in current JAX): the sharding is part of the array's type, which is
-# how jaxpinv sees it. Run with `python examples/sharded_lstsq.py` (`--fast`
-# for the small version used in CI).
+# how jaxpinv sees it. `JAXPINV_EXAMPLES_FAST=1` runs a smaller version.
 
 # %%
-import json
 import os
-import pathlib
+
+# 8 simulated CPU devices (unless XLA_FLAGS is set); before JAX starts, so in a notebook
+# restart the kernel if JAX was already used.
+os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
+
 import re
-import sys
-
-FAST = os.environ.get("JAXPINV_EXAMPLES_FAST") == "1" or "--fast" in sys.argv
-# In a Jupyter kernel figures show inline (and are saved); run as a script, they are only saved.
-IN_KERNEL = "ipykernel" in sys.modules
-
-
-def repo_root() -> pathlib.Path:
-    """The checkout's root: from this file's path, or in a kernel (which has no ``__file__``) the
-    first of the working directory and its parents holding ``pyproject.toml`` and ``examples/``."""
-    if "__file__" in globals():
-        return pathlib.Path(__file__).resolve().parents[1]
-    for folder in (pathlib.Path.cwd(), *pathlib.Path.cwd().parents):
-        if (folder / "pyproject.toml").is_file() and (folder / "examples").is_dir():
-            return folder
-    return pathlib.Path.cwd()
-
-
-OUT = pathlib.Path(os.environ.get("JAXPINV_EXAMPLES_OUT", repo_root() / "docs" / "images"))
-OUT.mkdir(parents=True, exist_ok=True)
-print("figures are saved to", OUT)
-
-# Must happen before JAX initialises its backends (i.e. before the first jax
-# call). In a notebook: restart the kernel if JAX was already used.
-if "--xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
 
 import jax
 import jax.numpy as jnp
-import matplotlib
+import matplotlib.pyplot as plt
 import numpy as np
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
-
-if not IN_KERNEL:
-    matplotlib.use("Agg")  # headless: no display needed
-import matplotlib.pyplot as plt
 
 import jaxpinv
 
@@ -65,8 +37,9 @@ try:
 except AttributeError:  # jax 0.6
     from jax.experimental.shard import reshard
 
+FAST = os.environ.get("JAXPINV_EXAMPLES_FAST") == "1"  # a smaller, quicker run (the tests, the docs build)
+SAVE = os.environ.get("JAXPINV_EXAMPLES_SAVE")  # a folder to write the figure to, if set
 print("jax", jax.__version__, "| backend", jax.default_backend(), "|", jax.device_count(), "devices")
-result: dict = {"devices": jax.device_count()}
 
 # %% [markdown]
 # ## The data: samples sharded along the rows
@@ -118,17 +91,6 @@ default_rank = int(jax.jit(jaxpinv.matrix_rank)(X))
 print(
     f"rank with rtol = {rtol:.1e}: {int(rank)}; with the default rtol = max(m, n) eps = {max(m, n) * np.finfo(np.float32).eps:.1e}: {default_rank}"
 )
-result.update(
-    m=m,
-    n=n,
-    fit_rel_err=fit_err,
-    rtol=rtol,
-    default_rank=default_rank,
-    eps=float(np.finfo(np.float32).eps),
-    cond=float(s[0] / s[-1]),
-    rank=int(rank),
-    solution_spec=str(jax.typeof(sol).sharding.spec),
-)
 
 # %% [markdown]
 # ## What the compiled program communicates
@@ -158,7 +120,6 @@ ITEMSIZE = {"pred": 1, "s32": 4, "f32": 4, "f64": 8, "c64": 8, "c128": 16}
 x_bytes = m * n * 4
 moved = sum(int(np.prod(shape)) * ITEMSIZE.get(dtype, 8) for _, dtype, shape in fwd)
 print(f"bytes moved by the collectives: {moved:,}, against X's {x_bytes:,} bytes")
-result.update(forward_collectives=[[k, list(sh)] for k, _, sh in fwd], forward_bytes=moved, x_bytes=x_bytes)
 
 # %% [markdown]
 # ## The gradient stays sharded
@@ -183,11 +144,6 @@ grad_diff = float(jnp.max(jnp.abs(np.asarray(g) - np.asarray(g_ref))) / jnp.max(
 bwd = collectives(jax.grad(validation_loss), X, y)
 print("gradient", jax.typeof(g), f"| relative difference to the unsharded gradient: {grad_diff:.1e}")
 print("gradient program's collectives:", sorted({(k, sh) for k, _, sh in bwd}))
-result.update(
-    grad_spec=str(jax.typeof(g).sharding.spec),
-    grad_rel_diff=grad_diff,
-    grad_collectives=[[k, list(sh)] for k, _, sh in bwd],
-)
 
 # %% [markdown]
 # ## Memory per device: TSQR against gathering the matrix
@@ -224,9 +180,6 @@ for rows_m in sizes:
     )
 ratio = peaks["TSQR (jaxpinv)"][-1] / peaks["gathered"][-1]
 print(f"at m = 2e6, n = 64, float32: {ratio:.2f}x the memory of gathering")
-result.update(
-    memory_sizes=sizes, memory_tsqr=peaks["TSQR (jaxpinv)"], memory_gathered=peaks["gathered"], memory_ratio_2e6=ratio
-)
 
 fig, ax = plt.subplots(1, 2, figsize=(11, 4))
 for label, values in peaks.items():
@@ -246,14 +199,6 @@ ax[1].set_xticks(range(len(fwd)), kinds, fontsize=8)
 ax[1].set(ylabel="bytes", title=f"what lstsq communicates (m = {m:,}, n = {n})")
 ax[1].legend()
 fig.tight_layout()
-png = OUT / "sharded_lstsq.png"
-fig.savefig(png, dpi=110, bbox_inches="tight")
-if IN_KERNEL:
-    plt.show()  # inline, in the notebook
-else:
-    plt.close(fig)
-print("figure:", png)
-result["figure"] = str(png)
-
-# %%
-print("RESULT " + json.dumps(result))
+if SAVE:
+    fig.savefig(os.path.join(SAVE, "sharded_lstsq.png"), dpi=110, bbox_inches="tight")
+plt.show()

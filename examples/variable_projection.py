@@ -10,51 +10,26 @@
 # in the rates $k$. Variable projection eliminates $c$ exactly with a
 # least-squares solve and leaves an optimisation over the rates alone.
 #
-# Run with `python examples/variable_projection.py` (`--fast` or
-# `JAXPINV_EXAMPLES_FAST=1` for a smaller, quicker run). Needs matplotlib and
-# optax (`pip install -e '.[examples]'`).
+# Needs the `examples` extra (matplotlib, optax); `JAXPINV_EXAMPLES_FAST=1`
+# fits fewer data points.
 
 # %%
-import json
 import os
-import pathlib
-import sys
-
-FAST = os.environ.get("JAXPINV_EXAMPLES_FAST") == "1" or "--fast" in sys.argv
-# In a Jupyter kernel figures show inline (and are saved); run as a script, they are only saved.
-IN_KERNEL = "ipykernel" in sys.modules
-
-
-def repo_root() -> pathlib.Path:
-    """The checkout's root: from this file's path, or in a kernel (which has no ``__file__``) the
-    first of the working directory and its parents holding ``pyproject.toml`` and ``examples/``."""
-    if "__file__" in globals():
-        return pathlib.Path(__file__).resolve().parents[1]
-    for folder in (pathlib.Path.cwd(), *pathlib.Path.cwd().parents):
-        if (folder / "pyproject.toml").is_file() and (folder / "examples").is_dir():
-            return folder
-    return pathlib.Path.cwd()
-
-
-OUT = pathlib.Path(os.environ.get("JAXPINV_EXAMPLES_OUT", repo_root() / "docs" / "images"))
-OUT.mkdir(parents=True, exist_ok=True)
-print("figures are saved to", OUT)
 
 import jax
 
 jax.config.update("jax_enable_x64", True)
 
 import jax.numpy as jnp
-import matplotlib
-
-if not IN_KERNEL:
-    matplotlib.use("Agg")  # headless: no display needed
 import matplotlib.pyplot as plt
 import matplotlib.ticker
 import numpy as np
 import optax
 
 import jaxpinv
+
+FAST = os.environ.get("JAXPINV_EXAMPLES_FAST") == "1"  # a smaller, quicker run (the tests, the docs build)
+SAVE = os.environ.get("JAXPINV_EXAMPLES_SAVE")  # a folder to write the figure to, if set
 
 # %% [markdown]
 # ## Synthetic data
@@ -101,8 +76,8 @@ t, y = jnp.asarray(t_np), jnp.asarray(y_np)
 # pseudo-inverse. Golub and Pereyra (1973, *SIAM J. Numer. Anal.* 10(2),
 # 413–432, "The differentiation of pseudo-inverses and nonlinear least squares
 # problems whose variables separate") derived it,
-# $d\Phi^+ = -\Phi^+ d\Phi\, \Phi^+ + \Phi^+\Phi^{+H} d\Phi^H (I - \Phi\Phi^+)
-# + (I - \Phi^+\Phi)\, d\Phi^H \Phi^{+H}\Phi^+$ (valid wherever the rank is
+# $d\Phi^+ = -\Phi^+ d\Phi\, \Phi^+ + \Phi^+\Phi^{+H} d\Phi^H (I - \Phi\Phi^+) +
+# (I - \Phi^+\Phi)\, d\Phi^H \Phi^{+H}\Phi^+$ (valid wherever the rank is
 # locally constant), and showed that minimising $r(k)$ and then reading off
 # $c(k)$ gives the same minimisers as the joint problem in $(c, k)$ — with
 # fewer unknowns and, in practice, faster convergence. `jaxpinv.lstsq` carries exactly this rule
@@ -248,12 +223,9 @@ ax1.set_title("Loss per iteration (same optimiser)")
 ax1.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
 ax1.legend(fontsize=8)
 fig.tight_layout()
-png = OUT / "variable_projection.png"
-fig.savefig(png, dpi=110, bbox_inches="tight")
-if IN_KERNEL:
-    plt.show()  # inline, in the notebook
-else:
-    plt.close(fig)
+if SAVE:
+    fig.savefig(os.path.join(SAVE, "variable_projection.png"), dpi=110, bbox_inches="tight")
+plt.show()
 
 # %% [markdown]
 # ## Summary
@@ -274,31 +246,3 @@ print(
 print(f"max relative rate error {rel_err_k.max():.2e}")
 print(f"loss {vp_losses[0]:.3e} -> {vp_losses[-1]:.3e} (noise floor {NOISE_FLOOR:.3e})")
 print(f"iterations to converge: variable projection {vp_iters}, joint {joint_iters} (budget {MAX_ITERS})")
-print(f"wrote {png}")
-
-result = {
-    "seed": SEED,
-    "sigma": SIGMA,
-    "m": M,
-    "t_range": [0.0, 6.0],
-    "true_rates": K_TRUE.tolist(),
-    "true_coefficients": C_TRUE.tolist(),
-    "start_rates": K_START.tolist(),
-    "fitted_rates": k_fit.tolist(),
-    "fitted_coefficients": c_fit.tolist(),
-    "stderr_rates": stderr_k.tolist(),
-    "stderr_coefficients": stderr_c.tolist(),
-    "max_rel_rate_error": float(rel_err_k.max()),
-    "initial_loss": vp_losses[0],
-    "final_loss": vp_losses[-1],
-    "noise_floor": NOISE_FLOOR,
-    "iterations": len(vp_losses) - 1,
-    "iterations_to_converge": vp_iters,
-    "joint_initial_loss": joint_losses[0],
-    "joint_final_loss": joint_losses[-1],
-    "joint_fitted_rates": k_joint.tolist(),
-    "joint_iterations": len(joint_losses) - 1,
-    "joint_iterations_to_converge": joint_iters,
-    "max_iters": MAX_ITERS,
-}
-print("RESULT " + json.dumps(result))

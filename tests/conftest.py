@@ -27,12 +27,10 @@ import jax
 X64 = os.environ.get("JAXPINV_TEST_X64", "1") != "0"
 jax.config.update("jax_enable_x64", X64)
 
-import json  # noqa: E402
-import pathlib  # noqa: E402
 import subprocess  # noqa: E402
 
 import pytest  # noqa: E402
-from helpers import EXAMPLES, REPO, run_python  # noqa: E402
+from helpers import REPO, run_python  # noqa: E402
 from hypothesis import HealthCheck, settings  # noqa: E402
 
 settings.register_profile(
@@ -43,37 +41,6 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 settings.load_profile("ci")
-
-
-@pytest.fixture
-def run_example(tmp_path):
-    """Run ``examples/NAME.py`` in fast mode; return its ``RESULT`` dict and output dir.
-
-    The example runs in a fresh interpreter (as ``python examples/NAME.py``
-    would, so its own XLA flags and x64 choice apply), writes its PNGs to
-    ``tmp_path`` instead of docs/images, and reports the numbers behind its
-    claims on a last line ``RESULT {json}``. A hang fails after ``timeout`` s.
-    """
-    pytest.importorskip("matplotlib")
-
-    def run(name: str, timeout: float = 240) -> tuple[dict, pathlib.Path]:
-        proc = run_python(
-            [str(EXAMPLES / f"{name}.py")],
-            env_extra={
-                "JAXPINV_EXAMPLES_FAST": "1",
-                "JAXPINV_EXAMPLES_OUT": str(tmp_path),
-                "MPLBACKEND": "Agg",
-                "XLA_FLAGS": None,
-            },
-            cwd=tmp_path,
-            timeout=timeout,
-        )
-        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-        lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-        assert len(lines) == 1, proc.stdout[-3000:]
-        return json.loads(lines[0][len("RESULT ") :]), tmp_path
-
-    return run
 
 
 @pytest.fixture

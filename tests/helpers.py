@@ -216,3 +216,168 @@ def run_python(
         )
         env["JAX_PLATFORMS"] = "cpu"
     return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+# --------------------------------------------------------------------------- #
+# Examples
+# --------------------------------------------------------------------------- #
+
+_VALUES = "JAXPINV-TEST-VALUES "
+
+# What the test appends to a run (a cell of its own in a kernel, the tail of the script's driver):
+# evaluate expressions in the example's namespace and print them as one JSON line. Arrays become
+# nested lists, NaN stays NaN (Python's json reads it back), anything else JSON lacks its str().
+_REPORT = """
+import json as _json
+import numpy as _np
+
+
+def _plain(x):
+    if isinstance(x, (set, frozenset)):
+        return sorted(x, key=str)
+    if isinstance(x, _np.generic) or hasattr(x, "__array__"):
+        return _np.asarray(x).tolist()
+    return str(x)
+
+
+print({marker!r} + _json.dumps({{e: eval(e, _ns) for e in {exprs!r}}}, default=_plain))
+"""
+
+# The script run: ``python -c _DRIVER PATH``, the example executed by runpy as ``__main__``.
+_DRIVER = "import runpy, sys\n_ns = runpy.run_path(sys.argv[1], run_name='__main__')\n"
+
+
+def _example_env(save: str | os.PathLike[str] | None) -> dict[str, str]:
+    """The environment of an example run: fast mode, figures to ``save`` (or nowhere), no display.
+
+    The examples set their own XLA flags and plot with the default backend: the kernel's inline one,
+    or in a script without a display (none here) the one matplotlib falls back to (Agg).
+    """
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    env["JAXPINV_EXAMPLES_FAST"] = "1"
+    for key in ("JAXPINV_EXAMPLES_SAVE", "MPLBACKEND", "XLA_FLAGS", "DISPLAY", "WAYLAND_DISPLAY"):
+        env.pop(key, None)
+    if save is not None:
+        env["JAXPINV_EXAMPLES_SAVE"] = str(save)
+    return env
+
+
+def _parse_values(text: str) -> dict:
+    import json
+
+    lines = [line for line in text.splitlines() if line.startswith(_VALUES)]
+    assert len(lines) == 1, text[-3000:]
+    return json.loads(lines[0][len(_VALUES) :])
+
+
+def execute_example(
+    name: str,
+    mode: str,
+    exprs: Sequence[str],
+    *,
+    cwd: str | os.PathLike[str],
+    save: str | os.PathLike[str] | None = None,
+    timeout: float = 300,
+) -> tuple[dict, list]:
+    """Run ``examples/NAME.py`` in fast mode and read ``exprs`` from its namespace afterwards.
+
+    ``mode="script"``: in a fresh interpreter, as ``python examples/NAME.py`` would run it (by
+    ``runpy``, which returns its globals). ``mode="kernel"``: as a notebook (jupytext reads the
+    ``# %%`` cells) in a fresh ``python3`` Jupyter kernel, with one cell added at the end. Either way
+    the example's file is not changed, the process starts in ``cwd``, and ``save`` is the
+    ``JAXPINV_EXAMPLES_SAVE`` folder (``None``: the variable is unset). Returns the values (JSON:
+    arrays as lists) keyed by expression, and for a kernel its executed code cells (else ``[]``).
+    A hang fails after ``timeout`` seconds; an exception in the example fails the run.
+    """
+    path = EXAMPLES / f"{name}.py"
+    env = _example_env(save)
+    report = _REPORT.format(marker=_VALUES, exprs=list(exprs))
+    if mode == "script":
+        proc = subprocess.run(
+            [sys.executable, "-c", _DRIVER + report, str(path)],
+            cwd=cwd,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        return _parse_values(proc.stdout), []
+    assert mode == "kernel", mode
+    import jupytext
+    import nbclient
+    import nbformat
+
+    nb = jupytext.read(path)
+    nb.cells.append(nbformat.v4.new_code_cell("_ns = globals()\n" + report))
+    client = nbclient.NotebookClient(nb, timeout=timeout, kernel_name="python3")
+    client.execute(cwd=str(cwd), env=env)
+    code = [cell for cell in nb.cells if cell.cell_type == "code"]
+    errors = [out for cell in code for out in cell.outputs if out.get("output_type") == "error"]
+    assert not errors, errors
+    text = "".join(out.get("text", "") for out in code[-1].outputs)
+    return _parse_values(text), code[:-1]
+
+
+def checkout_files() -> dict[str, tuple[int, int] | None]:
+    """What an example could write to in the checkout: compare a snapshot before and after a run.
+
+    The paths of the files under ``examples/`` and ``docs/`` (without caches and hidden files and
+    folders) and of the figures at the root, with size and modification time for the committed
+    figures (``docs/images``): a run may add no file and touch no figure (while someone may edit
+    the text, or add files elsewhere, meanwhile).
+    """
+    found: dict[str, tuple[int, int] | None] = {}
+    for entry in REPO.iterdir():
+        if entry.suffix in (".png", ".pdf", ".svg"):  # a figure written to the working directory
+            found[entry.name] = None
+    for top in ("examples", "docs"):
+        for folder, dirs, files in os.walk(REPO / top):
+            dirs[:] = [d for d in dirs if not d.startswith(".") and d != "__pycache__"]
+            for file in files:
+                if not file.startswith("."):
+                    found[os.path.relpath(pathlib.Path(folder) / file, REPO)] = None
+    for png in (REPO / "docs" / "images").iterdir():
+        found[os.path.relpath(png, REPO)] = (png.stat().st_size, png.stat().st_mtime_ns)
+    return found
+
+
+def run_example_checked(
+    name: str,
+    mode: str,
+    exprs: Sequence[str],
+    tmp_path: pathlib.Path,
+    figures: Sequence[str] = (),
+    timeout: float = 300,
+) -> dict:
+    """``execute_example`` as users run it, and what it leaves behind checked; returns the values.
+
+    As a script: started in an empty folder outside the checkout with ``JAXPINV_EXAMPLES_SAVE``
+    naming another, it writes exactly ``figures`` (PNG files of a real plot's size) there and nothing
+    in its working folder (no ``./docs/images``). In a kernel: started in ``examples/`` (where Jupyter
+    starts it) without the variable, every cell that calls ``plt.show()`` shows its figure inline,
+    one per name in ``figures``. In both, no file of the checkout is added or changed.
+    """
+    before = checkout_files()
+    if mode == "script":
+        cwd, save = tmp_path / "cwd", tmp_path / "figures"
+        cwd.mkdir()
+        save.mkdir()
+        values, _ = execute_example(name, mode, exprs, cwd=cwd, save=save, timeout=timeout)
+        assert list(cwd.iterdir()) == []
+        assert sorted(p.name for p in save.iterdir()) == sorted(f"{f}.png" for f in figures)
+        for png in save.iterdir():
+            assert png.stat().st_size > 10_000, png
+    else:
+        values, cells = execute_example(name, mode, exprs, cwd=EXAMPLES, timeout=timeout)
+        plotting = [cell for cell in cells if "plt.show()" in cell.source]
+        assert len(plotting) == len(figures), [cell.source[:80] for cell in plotting]
+        for cell in plotting:
+            shown = [out for out in cell.outputs if "image/png" in out.get("data", {})]
+            assert shown, f"{name}: a plotting cell shows no figure:\n{cell.source[:300]}"
+    after = checkout_files()
+    added, removed = sorted(set(after) - set(before)), sorted(set(before) - set(after))
+    changed = sorted(k for k in set(before) & set(after) if before[k] != after[k])
+    assert not (added or removed or changed), {"added": added, "removed": removed, "changed": changed}
+    return values
