@@ -86,6 +86,36 @@ def whole_batch(fn: Callable[..., T], args: Sequence[jax.Array], cores: Sequence
             for x, r, mapped in zip(xs, ranks, in_batched)
         ]
         out = whole_batch(fn, padded, cores)  # an enclosing vmap joins in the same way
-        return out, jax.tree.map(lambda _: True, out)
+        # An output at a batch the mapped axis does not reach (a 1 in front: it depends only on
+        # unmapped arguments) is the same for every mapped member: unbatched.
+        batched = jax.tree.map(lambda x: axis_size == 1 or x.shape[0] != 1, out)
+        return jax.tree.map(lambda x, b: x if b else x[0], out, batched), batched
 
     return call(*args)
+
+
+def fold_columns(fn: Callable[..., jax.Array], consts: Sequence[jax.Array], y: jax.Array) -> jax.Array:
+    """``fn(*consts, y)`` for a map ``fn`` that acts on each column of ``y`` ``(..., rows, cols)`` alone.
+
+    Under ``vmap`` with ``y`` mapped and the ``consts`` not, the mapped axis
+    joins ``y``'s columns: one call with more columns, not one per member.
+    LAPACK kernels such as ``ormqr`` batch by broadcasting every operand, so
+    ``jax.jacrev`` of a solve (a ``vmap`` over a basis of cotangents) would
+    otherwise run the kernel once per basis vector with the same factors.
+    """
+
+    @custom_vmap
+    def call(*xs: jax.Array) -> jax.Array:
+        return fn(*xs)
+
+    @call.def_vmap
+    def _rule(axis_size: int, in_batched: Any, *xs: jax.Array) -> tuple[jax.Array, bool]:
+        *cs, v = xs
+        if any(in_batched[:-1]):  # the consts vary: the member-by-member batch
+            every = [x if b else jnp.broadcast_to(x, (axis_size, *x.shape)) for x, b in zip(xs, in_batched)]
+            return fn(*every), True
+        folded = jnp.moveaxis(v, 0, -1)  # (..., rows, cols, members)
+        out = call(*cs, folded.reshape(*folded.shape[:-2], -1))
+        return jnp.moveaxis(out.reshape(*out.shape[:-1], v.shape[-1], axis_size), -1, 0), True
+
+    return call(*consts, y)

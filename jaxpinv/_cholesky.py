@@ -89,7 +89,14 @@ class CholeskyPath:
 
     def decide(self, clean: Clean, atol: jax.Array, rtol: jax.Array, problem: Problem) -> Verdict:
         stage, ok = factor(clean, atol, rtol, problem.spare)
+        return self.resume(ok, stage)
+
+    def resume(self, ok: jax.Array, stage: Stage) -> Verdict:
         return Verdict(ok, stage, None)
+
+    def linear_rule(self, problem: Problem) -> bool:  # pragma: no cover - never eligible for lstsq
+        """Never: ``lstsq`` takes no ``hermitian``."""
+        return False
 
     def pinv(self, stage: Stage, problem: Problem) -> PinvParts:
         """:class:`PinvParts` (every matrix qualified): ``X = U^-1 U^-H``, made exactly Hermitian."""
@@ -107,6 +114,10 @@ class CholeskyPath:
 
     def solve(self, stage: Any, b: jax.Array, problem: Problem) -> SolveParts:  # pragma: no cover - never eligible
         """Not reached: ``lstsq`` takes no ``hermitian`` (never eligible there)."""
+        raise NotImplementedError("the Cholesky path solves only through pinv")
+
+    def solve_linear(self, stage: Any, a: jax.Array, b: jax.Array) -> SolveParts:  # pragma: no cover - never eligible
+        """Not reached, as :meth:`solve`."""
         raise NotImplementedError("the Cholesky path solves only through pinv")
 
 

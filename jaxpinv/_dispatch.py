@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import jax
 import jax.numpy as jnp
@@ -49,6 +49,9 @@ def names() -> tuple[str, ...]:
     return (*(p.name for p in PATHS), SVD)
 
 
+First = tuple[jax.Array, Any]
+"""The first path's ``(ok, stage)``, decided already (:func:`factored`), at ``a``'s batch."""
+
 Patch = Callable[[T, jax.Array, jax.Array], T]
 """``patch(result, ok, failed)``: a path's ``result`` with its ``failed`` members (``~ok``) redone by the SVD."""
 
@@ -63,12 +66,16 @@ def _cascade(
     fallback: Callable[[_svd.Reduction | None], T],
     mixed: tuple[int, Patch[T]] | None,
     reduction: _svd.Reduction | None = None,
+    first: First | None = None,
 ) -> T:
     if not paths:
         return fallback(reduction)
     path, rest = paths[0], paths[1:]
     split = None if rest else mixed  # the last path before the SVD, on a batch that may be split
-    verdict = path.decide(clean, atol, rtol, problem._replace(spare=split[0] if split else 0))
+    if first is None:
+        verdict = path.decide(clean, atol, rtol, problem._replace(spare=split[0] if split else 0))
+    else:
+        verdict = path.resume(*first)
 
     def later() -> T:
         return _cascade(rest, clean, atol, rtol, problem, finish, fallback, mixed, verdict.reduction or reduction)
@@ -109,8 +116,9 @@ def _run(
     finish: Callable[[Path, Any], T],
     fallback: Callable[[_svd.Reduction | None], T],
     mixed: tuple[int, Patch[T]] | None,
+    first: First | None = None,
 ) -> T:
-    return _cascade(chosen(problem, method), clean, atol, rtol, problem, finish, fallback, mixed)
+    return _cascade(chosen(problem, method), clean, atol, rtol, problem, finish, fallback, mixed, None, first)
 
 
 # The split of a mixed batch adds its own kernels (the buffer's SVD, gather and scatter: about
@@ -171,16 +179,22 @@ def _at(parts: Parts, batch: Batch, cores: tuple[int, ...]) -> Parts:
     return type(parts)(*(at_batch(x, batch, core) for x, core in zip(parts, cores)))
 
 
-def pinv(clean: Clean, atol: jax.Array, rtol: jax.Array, problem: Problem, method: str) -> PinvParts:
+def pinv(
+    clean: Clean, atol: jax.Array, rtol: jax.Array, problem: Problem, method: str, first: First | None = None
+) -> PinvParts:
     """:class:`PinvParts` of a sanitised, non-empty batch, by the paths :func:`chosen` for ``method``.
 
     ``clean.a`` is at its own batch shape, the parts at that shape broadcast
     with the tolerances'. Under ``vmap`` it runs once on the whole batch
-    (:func:`jaxpinv._batching.whole_batch`).
+    (:func:`jaxpinv._batching.whole_batch`). ``first``: the first path's
+    verdict, where :func:`factored` has it already.
     """
+    # The verdict travels into whole_batch as arguments: ok per cutoff, the stage's leaves per matrix.
+    leaves, tree = jax.tree.flatten(first)
+    lead = clean.a.ndim - 2
 
-    def run(a: jax.Array, bad: jax.Array, atol: jax.Array, rtol: jax.Array) -> PinvParts:
-        clean, whole = Clean(a, bad), _whole(problem, a)
+    def run(a: jax.Array, bad: jax.Array, atol: jax.Array, rtol: jax.Array, *leaves: jax.Array) -> PinvParts:
+        clean, whole, first = Clean(a, bad), _whole(problem, a), jax.tree.unflatten(tree, leaves)
         batch = Batch.of(atol, rtol, a)
 
         def svd(reduction: _svd.Reduction | None) -> PinvParts:
@@ -194,9 +208,11 @@ def pinv(clean: Clean, atol: jax.Array, rtol: jax.Array, problem: Problem, metho
             return _svd.pinv(few, _members(atol, batch, 0, index), _members(rtol, batch, 0, index), problem.hermitian)
 
         cap = capacity(whole, batch, a, atol, rtol)
-        return _run(clean, atol, rtol, whole, method, fast, svd, (cap, _patch(redo, PINV_CORES, cap)) if cap else None)
+        mixed = (cap, _patch(redo, PINV_CORES, cap)) if cap else None
+        return _run(clean, atol, rtol, whole, method, fast, svd, mixed, first)
 
-    return whole_batch(run, (clean.a, clean.bad, atol, rtol), (2, 0, 0, 0))
+    cores = (2, 0, 0, 0, *(0 if i == 0 else x.ndim - lead for i, x in enumerate(leaves)))  # ok first
+    return whole_batch(run, (clean.a, clean.bad, atol, rtol, *leaves), cores)
 
 
 def solve(clean: Clean, b: jax.Array, atol: jax.Array, rtol: jax.Array, problem: Problem, method: str) -> SolveParts:
@@ -225,6 +241,44 @@ def solve(clean: Clean, b: jax.Array, atol: jax.Array, rtol: jax.Array, problem:
         return _run(clean, atol, rtol, whole, method, fast, svd, (cap, _patch(redo, SOLVE_CORES, cap)) if cap else None)
 
     return whole_batch(run, (clean.a, clean.bad, b, atol, rtol), (2, 0, 2, 0, 0))
+
+
+class Factored(NamedTuple):
+    """:func:`factored`'s answer: the path, its per-matrix verdict and its stage."""
+
+    path: Path
+    ok: jax.Array
+    stage: Any
+
+
+def factored(clean: Clean, atol: jax.Array, rtol: jax.Array, problem: Problem, method: str) -> Factored | None:
+    """``lstsq``'s rule: the first path :func:`chosen` for ``method``, with its verdict as :func:`pinv` reaches it.
+
+    None where only the SVD is compiled in, or where the path's
+    ``linear_rule`` declines this size. Where every matrix qualifies
+    (``all_true(ok)``), :func:`solve` takes the path for the whole batch, and
+    the rule differentiates its ``solve_linear`` on the stage instead of
+    forming ``pinv(a)``; elsewhere the rule's :func:`pinv` resumes from this
+    verdict (``first``) rather than deciding again. ``ok`` is at the batch
+    of ``a`` and the tolerances, the stage at ``a``'s; under ``vmap`` the
+    verdict runs once on the whole batch, as the dispatch does. Constants of
+    the rule (the Householder kernels have no derivative rules).
+    """
+    paths = chosen(problem, method)
+    if not paths or not paths[0].linear_rule(problem):
+        return None
+    path = paths[0]
+
+    def run(a: jax.Array, bad: jax.Array, atol: jax.Array, rtol: jax.Array) -> First:
+        whole = _whole(problem, a)
+        # The spare :func:`pinv`'s cascade gives this path: then ok and the stage are the ones it would compute.
+        spare = capacity(whole, Batch.of(atol, rtol, a), a, atol, rtol) if len(paths) == 1 else 0
+        verdict = path.decide(Clean(a, bad), atol, rtol, whole._replace(spare=spare))
+        return verdict.ok, verdict.stage
+
+    args = [lax.stop_gradient(x) for x in (clean.a, clean.bad, atol, rtol)]
+    ok, stage = whole_batch(run, args, (2, 0, 0, 0))
+    return Factored(path, ok, stage)
 
 
 def taken(clean: Clean, atol: jax.Array, rtol: jax.Array, problem: Problem, method: str) -> tuple[jax.Array, jax.Array]:

@@ -39,3 +39,26 @@ def factor(x: jax.Array) -> Householder:
 def q(f: Householder) -> jax.Array:
     """The thin ``Q`` (LAPACK ``orgqr``)."""
     return lax.linalg.householder_product(f.packed, f.taus)
+
+
+# jax<0.10: no public lax.linalg.ormqr (Q^H b from the reflectors without forming Q); Q is formed instead.
+_ormqr = getattr(lax.linalg, "ormqr", None)
+
+
+def apply_q(packed: jax.Array, taus: jax.Array, y: jax.Array, adjoint: bool) -> jax.Array:
+    """``Q y`` (``Q^H y`` with ``adjoint``; then only its first ``k`` rows) from ``geqrf``'s reflectors.
+
+    LAPACK ``ormqr``; the batches of the reflectors and of ``y`` broadcast.
+    """
+    m, k = packed.shape[-2:]
+    if packed.shape[:-2] != y.shape[:-2]:  # one factorization, many cutoffs' right-hand sides
+        batch = jnp.broadcast_shapes(packed.shape[:-2], y.shape[:-2])
+        packed, y = (jnp.broadcast_to(x, batch + x.shape[-2:]) for x in (packed, y))
+        taus = jnp.broadcast_to(taus, batch + taus.shape[-1:])
+    if _ormqr is None:  # pragma: no cover - jax<0.10 (the floor run takes this)
+        q = lax.linalg.householder_product(packed, taus)
+        return jnp.matmul(jnp.conj(jnp.swapaxes(q, -1, -2)), y) if adjoint else jnp.matmul(q, y)
+    if adjoint:
+        return _ormqr(packed, taus, y, left=True, transpose=True)[..., :k, :]
+    pad = [(0, 0)] * (y.ndim - 2) + [(0, m - k), (0, 0)]
+    return _ormqr(packed, taus, jnp.pad(y, pad), left=True, transpose=False)

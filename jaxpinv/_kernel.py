@@ -98,7 +98,7 @@ class Path(Protocol):
     repay its compile time at this size?) are static, decided at trace time
     from the :class:`Problem`; ``decide`` is the sound per-matrix verdict from
     the path's own first stage; ``pinv``/``solve`` finish where the whole
-    batch qualified.
+    batch qualified, and ``solve_linear`` is ``solve`` for ``lstsq``'s rule.
     """
 
     name: str
@@ -109,9 +109,25 @@ class Path(Protocol):
 
     def decide(self, clean: Clean, atol: jax.Array, rtol: jax.Array, problem: Problem) -> Verdict: ...
 
+    def resume(self, ok: jax.Array, stage: Any) -> Verdict:
+        """The :class:`Verdict` that :meth:`decide` gave as ``ok`` and ``stage`` (computed once, used twice)."""
+        ...
+
+    def linear_rule(self, problem: Problem) -> bool:
+        """Does ``lstsq``'s rule differentiate :meth:`solve_linear` here, rather than the rule in ``P``?"""
+        ...
+
     def pinv(self, stage: Any, problem: Problem) -> PinvParts: ...
 
     def solve(self, stage: Any, b: jax.Array, problem: Problem) -> SolveParts: ...
+
+    def solve_linear(self, stage: Any, a: jax.Array, b: jax.Array) -> SolveParts:
+        """:meth:`solve`'s parts with ``x`` a function of ``a`` and ``b`` whose derivatives are exact.
+
+        For ``lstsq``'s rule where the whole batch qualified: the stage is a
+        constant, every derivative comes through ``a`` and ``b``.
+        """
+        ...
 
 
 class Batch(NamedTuple):

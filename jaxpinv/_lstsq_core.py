@@ -1,10 +1,19 @@
-"""``lstsq``'s differentiable core: :func:`parts` (a ``custom_jvp``) and its matrix-vector rule.
+"""``lstsq``'s differentiable core: :func:`parts` (a ``custom_jvp``) and its rule.
 
 The forward pass solves without forming ``pinv(a)`` (the dispatch's
-``solve``). The derivative is Golub–Pereyra applied to ``x = A^+ b`` in
-matrix-vector form (``O(m n k)`` per tangent rather than the ``O(m n^2)`` of
-differentiating ``pinv(a) @ b``), written in ``P`` from
-:func:`jaxpinv._pinv_core.parts` so that its own derivatives are stable.
+``solve``). The rule takes one of two forms, on the dispatch's own verdict
+(:func:`jaxpinv._dispatch.factored`):
+
+* where a path solved the whole batch and its ``linear_rule`` holds (the QR
+  path above ``SMALL``), that path's ``solve_linear`` is differentiated: a
+  ``lax.custom_linear_solve`` on its factors, so the tangent (and in reverse
+  mode the cotangent) costs a solve with them, and ``pinv(a)`` is never
+  formed;
+* elsewhere (any rank, any path), Golub–Pereyra applied to ``x = A^+ b`` in
+  matrix-vector form (``O(m n k)`` per tangent rather than the ``O(m n^2)``
+  of differentiating ``pinv(a) @ b``), written in ``P`` from
+  :func:`jaxpinv._pinv_core.parts` so that its own derivatives are stable;
+  that ``P`` resumes from the same verdict instead of deciding again.
 """
 
 from __future__ import annotations
@@ -18,6 +27,7 @@ from jax import lax
 
 from jaxpinv import _dispatch, _pinv_core
 from jaxpinv._batching import all_true
+from jaxpinv._dispatch import First
 from jaxpinv._kernel import Batch, Problem, SolveParts, at_batch, nan_where, sanitize, sanitize_columns
 from jaxpinv._linalg import hmm, hmv, mm, zero_tangent
 
@@ -39,14 +49,48 @@ def parts(a: jax.Array, b: jax.Array, atol: jax.Array, rtol: jax.Array, method: 
 def _parts_jvp(method: str, primals: tuple[jax.Array, ...], tangents: tuple[Any, ...]) -> tuple[Any, Any]:
     a, b, atol, rtol = primals
     da, db = tangents[:2]
-    m, n = a.shape[-2:]
-    # P from pinv's own custom_jvp keeps higher derivatives stable; x = P b is then differentiable through it.
-    pp = _pinv_core.parts(a, atol, rtol, False, method)
-    p, rank, scale = pp.p, pp.rank, lax.stop_gradient(pp.scale)  # a constant (see _pinv_core._tall)
     # As in the forward: a non-finite column of b makes that column of x (and of dx) NaN. The terms
     # below use the zeroed columns, so in reverse mode no NaN reaches the other columns' cotangents.
     rhs = sanitize_columns(b)
-    b = rhs.a
+    batch = Batch.of(atol, rtol, a, b)  # the forward's batch and sharding
+    fast = _dispatch.factored(sanitize(a), atol, rtol, Problem.of(a, False), method)
+    if fast is None:
+        out, dx = _by_pinv(a, rhs.a, atol, rtol, da, db, method, batch, None)
+    else:
+
+        def by_factors() -> tuple[SolveParts, jax.Array]:
+            # The path solved the whole batch: differentiate its solve with its factors, no P formed.
+            lead = a.ndim - 2
+            stage = jax.tree.map(lambda x: at_batch(x, batch, x.ndim - lead), fast.stage)
+            solve = partial(fast.path.solve_linear, stage)
+            out, dout = jax.jvp(solve, (a, at_batch(rhs.a, batch, 2)), (da, at_batch(db, batch, 2)))
+            return out, dout.x
+
+        def by_pinv() -> tuple[SolveParts, jax.Array]:  # resuming from the same verdict
+            return _by_pinv(a, rhs.a, atol, rtol, da, db, method, batch, (fast.ok, fast.stage))
+
+        # The dispatch's own decision, batch-level under vmap too (so the cond stays a cond).
+        out, dx = lax.cond(all_true(fast.ok), by_factors, by_pinv)
+    out = out._replace(x=nan_where(rhs.bad, out.x))
+    return out, SolveParts(nan_where(rhs.bad, dx), zero_tangent(out.rank), zero_tangent(out.values))
+
+
+def _by_pinv(
+    a: jax.Array,
+    b: jax.Array,
+    atol: jax.Array,
+    rtol: jax.Array,
+    da: jax.Array,
+    db: jax.Array,
+    method: str,
+    batch: Batch,
+    first: First | None,
+) -> tuple[SolveParts, jax.Array]:
+    """The rule in ``P`` (any rank, any path): ``x = P b`` and its tangent, at the ``batch``; ``b`` sanitised."""
+    m, n = a.shape[-2:]
+    # P from pinv's own custom_jvp keeps higher derivatives stable; x = P b is then differentiable through it.
+    pp = _pinv_core.parts(a, atol, rtol, False, method, first)
+    p, rank, scale = pp.p, pp.rank, lax.stop_gradient(pp.scale)  # a constant (see _pinv_core._tall)
     x = mm(p, b)
     # Batch-level predicates, unbatched under vmap (see _batching); a
     # non-finite matrix (rank -1) counts as full rank, its tangent is NaN.
@@ -75,7 +119,5 @@ def _parts_jvp(method: str, primals: tuple[jax.Array, ...], tangents: tuple[Any,
     # reverse mode materialises a single cotangent for dA.
     branches = [base, lambda: base() + third(), lambda: base() + second(), lambda: base() + second() + third()]
     index = (~full_row).astype(jnp.int32) * 2 + (~full_col).astype(jnp.int32)
-    batch = Batch.of(atol, rtol, a, b)  # the forward's batch and sharding
-    dx = at_batch(nan_where(rhs.bad, lax.switch(index, branches)), batch, 2)
-    out = SolveParts(at_batch(nan_where(rhs.bad, x), batch, 2), at_batch(rank, batch, 0), at_batch(pp.values, batch, 1))
-    return out, SolveParts(dx, zero_tangent(out.rank), zero_tangent(out.values))
+    dx = at_batch(lax.switch(index, branches), batch, 2)
+    return SolveParts(at_batch(x, batch, 2), at_batch(rank, batch, 0), at_batch(pp.values, batch, 1)), dx

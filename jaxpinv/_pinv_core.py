@@ -17,12 +17,15 @@ from jax import lax
 
 from jaxpinv import _dispatch
 from jaxpinv._batching import all_true
+from jaxpinv._dispatch import First
 from jaxpinv._kernel import PinvParts, Problem, sanitize
 from jaxpinv._linalg import complement, h, hmm, mm, mm_h, zero_tangent
 
 
 @partial(jax.custom_jvp, nondiff_argnums=(3, 4))
-def parts(a: jax.Array, atol: jax.Array, rtol: jax.Array, hermitian: bool, method: str) -> PinvParts:
+def parts(
+    a: jax.Array, atol: jax.Array, rtol: jax.Array, hermitian: bool, method: str, first: First | None = None
+) -> PinvParts:
     """:class:`PinvParts` of a non-empty batch ``a`` (Hermitian already formed if ``hermitian``).
 
     ``a`` is factored at its own batch shape; the parts come out at that
@@ -30,20 +33,21 @@ def parts(a: jax.Array, atol: jax.Array, rtol: jax.Array, hermitian: bool, metho
 
     ``method`` is the user's (``"auto"`` or a path's name): a path the
     dispatch prefers (:mod:`jaxpinv._dispatch`) may compute them where the
-    whole batch qualifies; else the SVD does.
+    whole batch qualifies; else the SVD does. ``first``: that path's verdict,
+    where ``lstsq``'s rule has it already (:func:`jaxpinv._dispatch.factored`).
     """
-    return _dispatch.pinv(sanitize(a), atol, rtol, Problem.of(a, hermitian), method)
+    return _dispatch.pinv(sanitize(a), atol, rtol, Problem.of(a, hermitian), method, first)
 
 
 @parts.defjvp
 def _parts_jvp(
     hermitian: bool, method: str, primals: tuple[jax.Array, ...], tangents: tuple[jax.Array, ...]
 ) -> tuple[PinvParts, PinvParts]:
-    a, atol, rtol = primals
-    da = tangents[0]  # the tolerances' tangents are ignored: not differentiable
+    a, atol, rtol, first = primals
+    da = tangents[0]  # the tolerances' (and the verdict's) tangents are ignored: not differentiable
     # Calling the custom_jvp function itself (not the factors) keeps every
     # derivative of this rule on stable ground: P's own derivative is this rule.
-    out = parts(a, atol, rtol, hermitian, method)
+    out = parts(a, atol, rtol, hermitian, method, first)
     dp = tangent(a, out, da, hermitian)
     m, n = a.shape[-2:]
     if out.gram.size == 0:

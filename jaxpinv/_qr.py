@@ -61,6 +61,7 @@ such a matrix is constructible but not one that arises from data.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -68,6 +69,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from jaxpinv import _householder
+from jaxpinv._batching import fold_columns
 from jaxpinv._estimate import MIN_WORK, SMALL, bounds, decide, estimates
 from jaxpinv._kernel import (
     Clean,
@@ -80,11 +82,9 @@ from jaxpinv._kernel import (
     nan_where,
     real_dtype,
     unit_scale,
+    zero_where,
 )
-from jaxpinv._linalg import broadcast_batch, eye_like, h, hmm, mm, mm_h, trsm, zero_tangent
-
-# jax<0.10: no public lax.linalg.ormqr (Q^H b from the reflectors without forming Q); Q is formed instead.
-_ormqr = getattr(lax.linalg, "ormqr", None)
+from jaxpinv._linalg import eye_like, h, hmm, mm, mm_h, trsm, zero_tangent
 
 
 class QrFactors(NamedTuple):
@@ -182,19 +182,20 @@ def finish(a: jax.Array, factors: QrFactors, scale: jax.Array | None) -> tuple[j
 
 
 def _apply_q(factors: QrFactors, y: jax.Array, adjoint: bool) -> jax.Array:
-    """``Q y`` (``Q^H y`` with ``adjoint``; then only its first ``k`` rows) from the reflectors."""
+    """``Q y`` (``Q^H y`` with ``adjoint``; then only its first ``k`` rows) from the reflectors.
+
+    Under ``vmap`` over ``y`` alone (``jax.jacrev`` of a solve), one call on
+    more columns (:func:`jaxpinv._batching.fold_columns`).
+    """
     packed, taus, _ = factors.qr
-    m, k = packed.shape[-2:]
-    if packed.shape[:-2] != y.shape[:-2]:  # one factorization, many cutoffs' right-hand sides
-        packed, y = broadcast_batch(packed, y)
-        taus = jnp.broadcast_to(taus, packed.shape[:-2] + taus.shape[-1:])
-    if _ormqr is None:  # pragma: no cover - jax<0.10 (the floor run takes this)
-        q = qr_of(factors)[0]
-        return hmm(q, y) if adjoint else mm(q, y)
-    if adjoint:
-        return _ormqr(packed, taus, y, left=True, transpose=True)[..., :k, :]
-    pad = [(0, 0)] * (y.ndim - 2) + [(0, m - k), (0, 0)]
-    return _ormqr(packed, taus, jnp.pad(y, pad), left=True, transpose=False)
+    return fold_columns(partial(_householder.apply_q, adjoint=adjoint), (packed, taus), y)
+
+
+def _solve_r(factors: QrFactors, y: jax.Array, adjoint: bool) -> jax.Array:
+    """``R^-1 y`` (``R^-H y`` with ``adjoint``): triangular solves, or products with the explicit small ``R^-1``."""
+    if factors.rinv is None:
+        return trsm(factors.qr.r, y, adjoint=adjoint)
+    return hmm(factors.rinv, y) if adjoint else mm(factors.rinv, y)
 
 
 def solve(a: jax.Array, factors: QrFactors, b: jax.Array) -> jax.Array:
@@ -202,12 +203,56 @@ def solve(a: jax.Array, factors: QrFactors, b: jax.Array) -> jax.Array:
 
     ``R^-1 (Q^H b)`` (square and tall); wide: the minimum-norm ``Q (R^-H b)``.
     """
-    r, rinv = factors.qr.r, factors.rinv
     if a.shape[-1] > a.shape[-2]:
-        y = trsm(r, b, adjoint=True) if rinv is None else hmm(rinv, b)
-        return _apply_q(factors, y, adjoint=False)
-    qhb = _apply_q(factors, b, adjoint=True)
-    return trsm(r, qhb) if rinv is None else mm(rinv, qhb)
+        return _apply_q(factors, _solve_r(factors, b, adjoint=True), adjoint=False)
+    return _solve_r(factors, _apply_q(factors, b, adjoint=True), adjoint=False)
+
+
+def linear_solve(a: jax.Array, factors: QrFactors, b: jax.Array) -> jax.Array:
+    """:func:`solve`'s ``X b`` as a function of ``a`` and ``b`` whose derivatives of every order are exact.
+
+    ``lstsq``'s rule differentiates this where the whole batch qualified (full
+    rank), instead of forming ``X``. With ``B = A`` (square and tall) or
+    ``B = A^H`` (wide) and ``B = Q R`` (the ``factors``), ``x`` solves the
+    augmented system (nonsingular at full rank)::
+
+        [[I, B], [B^H, 0]] [u; v] = [f; g]      tall: f = b, g = 0, x = v
+                                                wide: f = 0, g = b, x = u
+
+    by ``v = R^-1 (Q^H f - R^-H g)``, ``u = f + Q (R^-H g - Q^H f)`` (backward
+    stable: orthogonal maps and triangular solves; ``v = R^-1 Q^H b`` and
+    ``u = Q R^-H b`` are :func:`solve`'s). ``lax.custom_linear_solve`` then
+    differentiates by implicit differentiation through the products with
+    ``a`` alone: the factors are constants (the Householder kernels have
+    no derivative rules), and the system's derivative is again such a solve,
+    so ``jacfwd``, reverse mode and higher orders cost a solve each. The
+    system is Hermitian: its transpose (reverse mode) is its conjugate.
+    ``a``, ``b`` and the factors broadcast to one batch.
+    """
+    wide = a.shape[-1] > a.shape[-2]
+    rows = a.shape[-1] if wide else a.shape[-2]  # B's: u's rows; v's follow
+
+    def product(y: jax.Array) -> jax.Array:
+        u, v = y[..., :rows, :], y[..., rows:, :]
+        return jnp.concatenate((u + hmm(a, v), mm(a, u)) if wide else (u + mm(a, v), hmm(a, u)), axis=-2)
+
+    def inverse(_: object, y: jax.Array) -> jax.Array:
+        f, g = y[..., :rows, :], y[..., rows:, :]
+        c, t = _apply_q(factors, f, adjoint=True), _solve_r(factors, g, adjoint=True)
+        return jnp.concatenate(
+            (f + _apply_q(factors, t - c, adjoint=False), _solve_r(factors, c - t, adjoint=False)), -2
+        )
+
+    def transposed(_: object, y: jax.Array) -> jax.Array:
+        return jnp.conj(inverse(None, jnp.conj(y)))
+
+    shape = jnp.broadcast_shapes(a.shape[:-2], b.shape[:-2], factors.qr.r.shape[:-2])
+    b = jnp.broadcast_to(b, shape + b.shape[-2:])
+    zeros = jnp.zeros_like(hmm(a, b))  # A^H b's shape (and sharding): g (tall) or f (wide); never computed
+    # jax<0.10: custom_linear_solve's transpose binds the symbolic-zero cotangent of an unused output
+    # (seen on 0.6.2; 0.10.2 instantiates it), so [u; v] is one array, not a pair.
+    y = lax.custom_linear_solve(product, jnp.concatenate((zeros, b) if wide else (b, zeros), -2), inverse, transposed)
+    return y[..., :rows, :] if wide else y[..., rows:, :]
 
 
 def _rank_and_values(clean: Clean) -> tuple[jax.Array, jax.Array]:
@@ -232,7 +277,16 @@ class QrPath:
 
     def decide(self, clean: Clean, atol: jax.Array, rtol: jax.Array, problem: Problem) -> Verdict:
         factors, s_hi, ok = factor(clean, atol, rtol, problem.spare)
-        return Verdict(ok, Stage(clean, factors, s_hi), lambda: qr_of(factors))
+        return self.resume(ok, Stage(clean, factors, s_hi))
+
+    def resume(self, ok: jax.Array, stage: Stage) -> Verdict:
+        return Verdict(ok, stage, lambda: qr_of(stage.factors))
+
+    def linear_rule(self, problem: Problem) -> bool:
+        """Above :data:`SMALL`: there ``X`` costs a solve with ``m`` right-hand sides, which the rule
+        saves; up to it ``R^-1`` is explicit, ``X`` one product, and the rule in ``X`` is faster
+        (the performance page)."""
+        return min(problem.m, problem.n) > SMALL
 
     def pinv(self, stage: Stage, problem: Problem) -> PinvParts:
         """:class:`PinvParts` from the factors (every matrix qualified; ``values`` unknown: NaN)."""
@@ -252,6 +306,12 @@ class QrPath:
         """:class:`SolveParts` from the factors (``values`` unknown: NaN)."""
         (a, bad), factors, _ = stage
         return SolveParts(nan_where(bad, solve(a, factors, b)), *_rank_and_values(stage.clean))
+
+    def solve_linear(self, stage: Stage, a: jax.Array, b: jax.Array) -> SolveParts:
+        """:meth:`solve`'s parts with ``x`` differentiable in ``a`` and ``b`` (:func:`linear_solve`)."""
+        bad, factors = stage.clean.bad, stage.factors
+        x = linear_solve(zero_where(bad, a), factors, b)
+        return SolveParts(nan_where(bad, x), *_rank_and_values(stage.clean))
 
 
 PATH = QrPath()
