@@ -69,7 +69,7 @@ def main(argv: list[str]) -> int:
             ((32, 200, 200), ("grad of vmap",)),
             ((1000, 50), ("forward", "grad")),
             ((64, 64), ("forward", "grad")),
-            ((512, 512), ("forward", "grad")),  # above the QR path's SMALL: the rule on the factors
+            ((512, 256), ("forward", "grad")),  # above the QR path's SMALL: the rule on the factors
         ]
     )
     budget, rounds = (0.0, 3) if quick else (2.0, 7)

@@ -444,6 +444,7 @@ def test_fast_path_error_within_the_documented_factor_of_the_svds(dtype, batch, 
 # lstsq's rule on the factors (above QR_SMALL): no pinv(a) formed
 # --------------------------------------------------------------------------- #
 
+# Above the QR path's SMALL (triangular solves, the power method) and above the rule's LINEAR_WORK.
 LINEAR = [(QR_SMALL + 4, QR_SMALL + 4), (QR_SMALL + 12, QR_SMALL + 2), (QR_SMALL + 2, QR_SMALL + 12)]
 
 
@@ -479,6 +480,9 @@ def test_lstsq_rule_on_the_factors_matches_finite_differences_and_the_svd(shape,
     b = jnp.asarray(random_matrix(rng, shape[:-1] + (2,), dtype, cond=1.0))
     assert path_taken(a) == "qr"
     assert _solves_linearly(jax.grad(lambda a: jnp.sum(jnp.abs(_qr(a, b)) ** 2)), a)
+    # The static policy: a small square matrix keeps the rule in P (forming it is the cheaper there).
+    small = jnp.eye(8, dtype=dtype)
+    assert not _solves_linearly(jax.grad(lambda a: jnp.sum(jnp.abs(_qr(a, small[:, :2])) ** 2)), small)
     # Central differences, forward and reverse (float64, condition 10). At this size the second
     # order's differences are off by ~5e-5 for the SVD's rule too: it is compared with that rule below.
     check_grads(_qr, (a, b), order=1, modes=("fwd", "rev"), eps=1e-6, atol=1e-5, rtol=1e-5)
