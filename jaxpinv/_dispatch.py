@@ -49,8 +49,9 @@ def names() -> tuple[str, ...]:
     return (*(p.name for p in PATHS), SVD)
 
 
-First = tuple[jax.Array, Any]
-"""The first path's ``(ok, stage)``, decided already (:func:`factored`), at ``a``'s batch."""
+Refused = tuple[jax.Array, Any]
+"""The first path's ``(ok, stage)`` (:func:`factored`, ``ok`` at the cutoffs' batch, the stage at
+``a``'s), where that path is already known not to take the whole batch."""
 
 Patch = Callable[[T, jax.Array, jax.Array], T]
 """``patch(result, ok, failed)``: a path's ``result`` with its ``failed`` members (``~ok``) redone by the SVD."""
@@ -66,16 +67,18 @@ def _cascade(
     fallback: Callable[[_svd.Reduction | None], T],
     mixed: tuple[int, Patch[T]] | None,
     reduction: _svd.Reduction | None = None,
-    first: First | None = None,
+    refused: Refused | None = None,
 ) -> T:
     if not paths:
         return fallback(reduction)
     path, rest = paths[0], paths[1:]
     split = None if rest else mixed  # the last path before the SVD, on a batch that may be split
-    if first is None:
+    if refused is None:
         verdict = path.decide(clean, atol, rtol, problem._replace(spare=split[0] if split else 0))
     else:
-        verdict = path.resume(*first)
+        verdict = path.resume(*refused)
+        if split is None:  # known not to take the whole batch: its finish is not compiled in
+            return _cascade(rest, clean, atol, rtol, problem, finish, fallback, mixed, verdict.reduction or reduction)
 
     def later() -> T:
         return _cascade(rest, clean, atol, rtol, problem, finish, fallback, mixed, verdict.reduction or reduction)
@@ -116,9 +119,9 @@ def _run(
     finish: Callable[[Path, Any], T],
     fallback: Callable[[_svd.Reduction | None], T],
     mixed: tuple[int, Patch[T]] | None,
-    first: First | None = None,
+    refused: Refused | None = None,
 ) -> T:
-    return _cascade(chosen(problem, method), clean, atol, rtol, problem, finish, fallback, mixed, None, first)
+    return _cascade(chosen(problem, method), clean, atol, rtol, problem, finish, fallback, mixed, None, refused)
 
 
 # The split of a mixed batch adds its own kernels (the buffer's SVD, gather and scatter: about
@@ -180,21 +183,22 @@ def _at(parts: Parts, batch: Batch, cores: tuple[int, ...]) -> Parts:
 
 
 def pinv(
-    clean: Clean, atol: jax.Array, rtol: jax.Array, problem: Problem, method: str, first: First | None = None
+    clean: Clean, atol: jax.Array, rtol: jax.Array, problem: Problem, method: str, refused: Refused | None = None
 ) -> PinvParts:
     """:class:`PinvParts` of a sanitised, non-empty batch, by the paths :func:`chosen` for ``method``.
 
     ``clean.a`` is at its own batch shape, the parts at that shape broadcast
     with the tolerances'. Under ``vmap`` it runs once on the whole batch
-    (:func:`jaxpinv._batching.whole_batch`). ``first``: the first path's
-    verdict, where :func:`factored` has it already.
+    (:func:`jaxpinv._batching.whole_batch`). ``refused``: the first path's
+    verdict where :func:`factored` has it already and it did not take the
+    whole batch (so only the split of a mixed batch or the later paths run).
     """
     # The verdict travels into whole_batch as arguments: ok per cutoff, the stage's leaves per matrix.
-    leaves, tree = jax.tree.flatten(first)
+    leaves, tree = jax.tree.flatten(refused)
     lead = clean.a.ndim - 2
 
     def run(a: jax.Array, bad: jax.Array, atol: jax.Array, rtol: jax.Array, *leaves: jax.Array) -> PinvParts:
-        clean, whole, first = Clean(a, bad), _whole(problem, a), jax.tree.unflatten(tree, leaves)
+        clean, whole, refused = Clean(a, bad), _whole(problem, a), jax.tree.unflatten(tree, leaves)
         batch = Batch.of(atol, rtol, a)
 
         def svd(reduction: _svd.Reduction | None) -> PinvParts:
@@ -209,7 +213,7 @@ def pinv(
 
         cap = capacity(whole, batch, a, atol, rtol)
         mixed = (cap, _patch(redo, PINV_CORES, cap)) if cap else None
-        return _run(clean, atol, rtol, whole, method, fast, svd, mixed, first)
+        return _run(clean, atol, rtol, whole, method, fast, svd, mixed, refused)
 
     cores = (2, 0, 0, 0, *(0 if i == 0 else x.ndim - lead for i, x in enumerate(leaves)))  # ok first
     return whole_batch(run, (clean.a, clean.bad, atol, rtol, *leaves), cores)
@@ -259,7 +263,7 @@ def factored(clean: Clean, atol: jax.Array, rtol: jax.Array, problem: Problem, m
     (``all_true(ok)``), :func:`solve` takes the path for the whole batch, and
     the rule differentiates its ``solve_linear`` on the stage instead of
     forming ``pinv(a)``; elsewhere the rule's :func:`pinv` resumes from this
-    verdict (``first``) rather than deciding again. ``ok`` is at the batch
+    verdict (``refused``) rather than deciding again. ``ok`` is at the batch
     of ``a`` and the tolerances, the stage at ``a``'s; under ``vmap`` the
     verdict runs once on the whole batch, as the dispatch does. Constants of
     the rule (the Householder kernels have no derivative rules).
@@ -269,7 +273,7 @@ def factored(clean: Clean, atol: jax.Array, rtol: jax.Array, problem: Problem, m
         return None
     path = paths[0]
 
-    def run(a: jax.Array, bad: jax.Array, atol: jax.Array, rtol: jax.Array) -> First:
+    def run(a: jax.Array, bad: jax.Array, atol: jax.Array, rtol: jax.Array) -> Refused:
         whole = _whole(problem, a)
         # The spare :func:`pinv`'s cascade gives this path: then ok and the stage are the ones it would compute.
         spare = capacity(whole, Batch.of(atol, rtol, a), a, atol, rtol) if len(paths) == 1 else 0

@@ -27,7 +27,7 @@ from jax import lax
 
 from jaxpinv import _dispatch, _pinv_core
 from jaxpinv._batching import all_true
-from jaxpinv._dispatch import First
+from jaxpinv._dispatch import Refused
 from jaxpinv._kernel import Batch, Problem, SolveParts, at_batch, nan_where, sanitize, sanitize_columns
 from jaxpinv._linalg import hmm, hmv, mm, zero_tangent
 
@@ -84,12 +84,12 @@ def _by_pinv(
     db: jax.Array,
     method: str,
     batch: Batch,
-    first: First | None,
+    refused: Refused | None,
 ) -> tuple[SolveParts, jax.Array]:
     """The rule in ``P`` (any rank, any path): ``x = P b`` and its tangent, at the ``batch``; ``b`` sanitised."""
     m, n = a.shape[-2:]
     # P from pinv's own custom_jvp keeps higher derivatives stable; x = P b is then differentiable through it.
-    pp = _pinv_core.parts(a, atol, rtol, False, method, first)
+    pp = _pinv_core.parts(a, atol, rtol, False, method, refused)
     p, rank, scale = pp.p, pp.rank, lax.stop_gradient(pp.scale)  # a constant (see _pinv_core._tall)
     x = mm(p, b)
     # Batch-level predicates, unbatched under vmap (see _batching); a

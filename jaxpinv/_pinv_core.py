@@ -17,14 +17,14 @@ from jax import lax
 
 from jaxpinv import _dispatch
 from jaxpinv._batching import all_true
-from jaxpinv._dispatch import First
+from jaxpinv._dispatch import Refused
 from jaxpinv._kernel import PinvParts, Problem, sanitize
 from jaxpinv._linalg import complement, h, hmm, mm, mm_h, zero_tangent
 
 
 @partial(jax.custom_jvp, nondiff_argnums=(3, 4))
 def parts(
-    a: jax.Array, atol: jax.Array, rtol: jax.Array, hermitian: bool, method: str, first: First | None = None
+    a: jax.Array, atol: jax.Array, rtol: jax.Array, hermitian: bool, method: str, refused: Refused | None = None
 ) -> PinvParts:
     """:class:`PinvParts` of a non-empty batch ``a`` (Hermitian already formed if ``hermitian``).
 
@@ -33,21 +33,22 @@ def parts(
 
     ``method`` is the user's (``"auto"`` or a path's name): a path the
     dispatch prefers (:mod:`jaxpinv._dispatch`) may compute them where the
-    whole batch qualifies; else the SVD does. ``first``: that path's verdict,
-    where ``lstsq``'s rule has it already (:func:`jaxpinv._dispatch.factored`).
+    whole batch qualifies; else the SVD does. ``refused``: that path's verdict,
+    where ``lstsq``'s rule has it and it did not take the whole batch
+    (:func:`jaxpinv._dispatch.factored`).
     """
-    return _dispatch.pinv(sanitize(a), atol, rtol, Problem.of(a, hermitian), method, first)
+    return _dispatch.pinv(sanitize(a), atol, rtol, Problem.of(a, hermitian), method, refused)
 
 
 @parts.defjvp
 def _parts_jvp(
     hermitian: bool, method: str, primals: tuple[jax.Array, ...], tangents: tuple[jax.Array, ...]
 ) -> tuple[PinvParts, PinvParts]:
-    a, atol, rtol, first = primals
+    a, atol, rtol, refused = primals
     da = tangents[0]  # the tolerances' (and the verdict's) tangents are ignored: not differentiable
     # Calling the custom_jvp function itself (not the factors) keeps every
     # derivative of this rule on stable ground: P's own derivative is this rule.
-    out = parts(a, atol, rtol, hermitian, method, first)
+    out = parts(a, atol, rtol, hermitian, method, refused)
     dp = tangent(a, out, da, hermitian)
     m, n = a.shape[-2:]
     if out.gram.size == 0:

@@ -87,9 +87,10 @@ from jaxpinv._kernel import (
 from jaxpinv._linalg import eye_like, h, hmm, mm, mm_h, trsm, zero_tangent
 
 # lstsq's rule solves with the factors (linear_solve) rather than form X from this much work per
-# matrix on: one core, float32, the gradient at 64 x 64 0.11 ms in X against 0.13 solving, at 128 x 128
-# 0.47 against 0.40, at 1000 x 50 0.48-0.65 against 0.46 (even at 100 x 100).
-LINEAR_WORK = 100**3
+# matrix on, where its gain repays the 0.13-0.2 s it adds to jit(grad)'s compile time within about
+# 1000 calls, as MIN_WORK's: one core, float32, 200 x 200 1.36 -> 1.08 ms, 512 x 256 4.1 -> 2.8 ms;
+# 128 x 128 0.47 -> 0.40 and 1000 x 50 0.60 -> 0.53 do not (the performance page).
+LINEAR_WORK = 160**3
 
 
 class QrFactors(NamedTuple):
