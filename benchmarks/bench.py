@@ -9,6 +9,7 @@ Run from the repository root:
     python benchmarks/bench.py --latency       # compile time and first-call latency only (a few minutes)
     python benchmarks/bench.py --broadcast     # one matrix against many tolerances, dampings, right-hand sides
     python benchmarks/bench.py --mixed         # a batch with a few members the QR path turns away
+    python benchmarks/bench.py --reach         # the fast path's reach: square sizes 2..1024 near its limit
 
 Every timing is taken in this one process, after compilation, with
 ``jax.block_until_ready``; the functions of a case are timed in interleaved
@@ -46,6 +47,13 @@ or 4 are rank-deficient (the QR path turns them away and the SVD redoes only
 them), against the same batch with every member full rank: ``pinv`` and
 ``lstsq`` forward, and the gradient of a ``vmap``-ped per-example loss,
 with ``method="svd"`` beside them.
+
+``--reach`` checks the fast path's reach: one square float32 matrix of each
+size 2, 4, ..., 1024 with condition ``1/(100 k eps)`` (singular values
+log-spaced; the largest condition the QR path promises to take at every
+size), and 128×128 at condition 1e3, timed with ``method="auto"``,
+``method="qr"`` and ``method="svd"`` against the SVD floor, with the path
+each took.
 """
 
 from __future__ import annotations
@@ -774,6 +782,44 @@ def mixed(args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
+REACH_SIZES = (2, 4, 8, 16, 32, 48, 64, 96, 127, 128, 129, 160, 192, 256, 384, 512, 768, 1024)
+
+
+def reach(args: argparse.Namespace) -> str:
+    """The fast path's reach by size at its promised condition (see the module docstring)."""
+    eps = float(np.finfo(np.float32).eps)
+    sizes = sorted([(k, 1 / (100 * k * eps)) for k in ((8, 64) if args.quick else REACH_SIZES)] + [(128, 1e3)])
+    rng = np.random.default_rng(0)
+    lines = [
+        f"Machine: {describe_machine()}",
+        "",
+        "**Reach** (square float32, singular values log-spaced over [1/κ, 1], κ = 1/(100 k eps) unless said; "
+        'median ms; path: what `method="auto"` / `method="qr"` took; ratios: to the floor `jnp.linalg.svd`)',
+        "",
+        '| k | κ | path auto / qr | floor | auto | `method="qr"` | `method="svd"` | auto/floor | qr/floor |',
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for k, cond in sizes:
+        a_np, _ = make_input(Case(f"{k}", (k, k), np.float32, cond=cond), rng)
+        a = jnp.asarray(a_np)
+        fns = {
+            "floor": jax.jit(lambda x: jnp.linalg.svd(x, full_matrices=False)),
+            **{m: jax.jit(lambda x, m=m: jaxpinv.pinv(x, method=m)) for m in ("auto", "qr", "svd")},
+        }
+        t = median_times(
+            {name: (lambda f=f: jax.block_until_ready(f(a))) for name, f in fns.items()},
+            args.budget,
+            args.min_rounds,
+            args.max_rounds,
+        )
+        paths = f"{path_taken(a)} / {path_taken(a, method='qr')}"
+        lines.append(
+            f"| {k} | {cond:.3g} | {paths} | {fmt(t['floor'])} | {fmt(t['auto'])} | {fmt(t['qr'])} | "
+            f"{fmt(t['svd'])} | {fmt(t['auto'] / t['floor'])} | {fmt(t['qr'] / t['floor'])} |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny cases, a few rounds: a smoke test")
@@ -786,10 +832,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency", action="store_true", help="compile time and first-call latency only")
     parser.add_argument("--broadcast", action="store_true", help="one matrix against many tolerances, b's")
     parser.add_argument("--mixed", action="store_true", help="a batch with a few rank-deficient members")
+    parser.add_argument("--reach", action="store_true", help="the fast path's reach by size near its limit")
     args = parser.parse_args(argv)
     if args.quick:
         args.budget, args.min_rounds, args.max_rounds = 0.0, 3, 3
-    special = {"latency": latency, "broadcast": broadcast, "mixed": mixed}
+    special = {"latency": latency, "broadcast": broadcast, "mixed": mixed, "reach": reach}
     chosen = [f for name, f in special.items() if getattr(args, name)]
     if chosen:
         text = chosen[0](args)

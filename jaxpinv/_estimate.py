@@ -3,7 +3,7 @@
 A path (:mod:`jaxpinv._qr`, :mod:`jaxpinv._cholesky`) replaces the SVD only
 where the SVD would keep every singular value, clearly::
 
-    fast  iff  s_lo > MARGIN * max(atol, rtol * s_hi, k * eps * s_hi)
+    fast  iff  s_lo > MARGIN * max(atol, rtol * s_hi, k * eps * s_hi)  and  s_hi > tiny / eps
 
 (:func:`decide`), with ``s_hi ~ sigma_max`` and ``s_lo ~ sigma_min`` of a
 square matrix ``x`` whose singular values are the input's (QR's ``R``; the
@@ -43,25 +43,6 @@ STEPS = 8
 SMALL = 128  # up to this size: the explicit inverse and Schatten-norm bounds
 
 
-def _norm(x: jax.Array, axis: tuple[int, ...]) -> jax.Array:
-    """2-norm over ``axis`` (keeping it), computed on ``x`` divided by its largest magnitude.
-
-    The squares of ``x`` itself would overflow from about the square root of
-    the dtype's largest number and underflow below the root of its smallest
-    (float32: 1e19, 1e-19), where the estimates of :func:`decide` then read 0
-    or inf and turn every matrix at such a scale away from this path.
-    """
-    top = jnp.max(jnp.abs(x), axis=axis, keepdims=True)
-    top = jnp.where(top > 0, top, 1)  # the zero matrix stays 0; inf or NaN gives NaN: refused
-    y = x / top
-    return top * jnp.sqrt(jnp.sum(jnp.real(y * jnp.conj(y)), axis=axis, keepdims=True))
-
-
-def _vector_norm(v: jax.Array) -> jax.Array:
-    """2-norm of each column vector ``(..., n, 1)``, shape ``(..., 1, 1)``."""
-    return _norm(v, (-2,))
-
-
 def bounds(
     x: jax.Array, x_inv: jax.Array, atol: jax.Array, rtol: jax.Array, k: int, eps: float, flagged: jax.Array
 ) -> tuple[jax.Array, jax.Array]:
@@ -95,7 +76,7 @@ def bounds(
 
 
 def _start(like: jax.Array) -> jax.Array:
-    """The power method's fixed start vector, shaped ``(..., n, 1)`` like a column of ``like``.
+    """The power method's fixed start vector of unit 2-norm, shaped ``(..., n, 1)`` like a column of ``like``.
 
     Seeded normal entries made at trace time (a constant: no random-number
     program to compile); adding zeros shaped like a column of the batch
@@ -103,16 +84,10 @@ def _start(like: jax.Array) -> jax.Array:
     """
     n = like.shape[-1]
     v = np.random.default_rng(20261129).standard_normal((n, 1))
-    start = jnp.asarray(v / np.abs(v).max(), like.dtype)
+    start = jnp.asarray(v / np.linalg.norm(v), like.dtype)
     # jax<0.7: like * 0, not zeros_like: inside a user's shard_map the loop's carry must vary over
     # the same mesh axes as ``like`` (seen on 0.6.2).
     return jnp.swapaxes(like[..., :1, :] * 0, -1, -2) + start
-
-
-def _scaled(v: jax.Array) -> jax.Array:
-    """``v`` divided by its largest entry's magnitude (0 stays 0, NaN stays NaN): never over- or underflows."""
-    top = jnp.max(jnp.abs(v), axis=-2, keepdims=True)
-    return v / jnp.where(top > 0, top, 1)
 
 
 def power(
@@ -121,28 +96,48 @@ def power(
     """``(||x||_2, 1 / ||x^-1||_2)`` of each square matrix, estimated by the power method.
 
     ``solve(v) = x^-1 v`` and ``solve_h(u) = x^-H u``. Both iterations run in
-    one loop; each step applies a matrix and then its adjoint (``x^H`` is
-    never formed) and rescales the vector to a largest entry of 1. A product
-    that overflows makes its estimate inf or NaN, which :func:`decide`
-    refuses: such a matrix takes the SVD path, which scales as it must.
+    one loop, on ``y = x / t`` (``t`` the largest magnitude of ``x``, so that
+    no scale of ``x`` over- or underflows): each step applies ``B = y^H y``
+    to a unit vector (``y^H`` is never formed), resp. ``C = (y y^H)^-1``,
+    and divides by the result's 2-norm. That norm of the last step is the
+    estimate: for unit ``v_j`` proportional to ``B^j v_0``, ``||B v_j||`` lies
+    in ``[c^(1/(j+1)), 1] * sigma_max(y)^2`` (``c`` the component of ``v_0``
+    along the top singular vector; the moments ``sum c_i^2 sigma_i^p`` are
+    log-convex in ``p``), so after ``STEPS`` steps the estimate of each norm
+    is within ``f = c^(-1/(2 STEPS))`` below it, and no product is spent
+    after the loop. A product that overflows makes its estimate inf or NaN
+    (only where ``cond(x)`` is above about ``1e9`` in float32, refused
+    anyway), which :func:`decide` refuses.
     """
+    top = jnp.max(jnp.abs(x), axis=(-2, -1), keepdims=True)
+    top = jnp.where(top > 0, top, 1)  # the zero matrix stays 0 (refused); inf or NaN gives NaN: refused
 
-    def step(_: Any, vs: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array]:
-        v, w = vs
-        return _scaled(h(mm(h(mm(x, v)), x))), _scaled(solve_h(solve(w)))  # x^H (x v) as a row
+    def unit(u: jax.Array) -> tuple[jax.Array, jax.Array]:
+        size = jnp.sqrt(jnp.sum(jnp.real(u * jnp.conj(u)), axis=-2, keepdims=True))
+        return u / size, size
+
+    def step(_: Any, vs: tuple[jax.Array, ...]) -> tuple[jax.Array, ...]:
+        v, w, _, _ = vs
+        v, grow = unit(h(mm(h(mm(x, v) / top), x)) / top)  # y^H (y v), as a row and back
+        w, shrink = unit(solve_h(solve(w) * top) * top)  # (y y^H)^-1 w = y^-H (y^-1 w)
+        return v, w, grow, shrink
 
     v0 = _start(x)
-    v, w = lax.fori_loop(0, STEPS, step, (v0, v0))
-    return (_vector_norm(mm(x, v)) / _vector_norm(v))[..., 0, 0], (_vector_norm(w) / _vector_norm(solve(w)))[..., 0, 0]
+    one = top * 0 + 1
+    _, _, grow, shrink = lax.fori_loop(0, STEPS, step, (v0, v0, one, one))
+    return (top * jnp.sqrt(grow))[..., 0, 0], (top / jnp.sqrt(shrink))[..., 0, 0]
 
 
 def decide(s_hi: jax.Array, s_lo: jax.Array, atol: jax.Array, rtol: jax.Array, k: int, eps: float) -> jax.Array:
     """Per matrix: may a path's result stand for the SVD's? (See the module docstring.)"""
+    floor = float(jnp.finfo(s_hi.dtype).tiny) / eps  # in the factor's dtype (below)
     s_hi = s_hi.astype(atol.dtype)
     s_lo = s_lo.astype(atol.dtype)
     cut = jnp.maximum(jnp.maximum(atol, rtol * s_hi), k * eps * s_hi)
-    # Only finite, positive estimates count (an overflowed norm reads as 0 or inf).
-    sane = jnp.isfinite(s_hi) & jnp.isfinite(s_lo) & (s_hi > 0)
+    # Only finite estimates count (an overflowed norm reads as 0 or inf), and only above tiny / eps:
+    # XLA's CPU runtime flushes subnormal results to zero, which below that costs the QR or Cholesky
+    # more than its rounding (eps sigma_max); the SVD's LAPACK driver scales such a matrix first.
+    sane = jnp.isfinite(s_hi) & jnp.isfinite(s_lo) & (s_hi > floor)
     return sane & (s_lo > MARGIN * cut)
 
 

@@ -87,6 +87,17 @@ def test_bench_mixed_quick_runs():
 
 
 @pytest.mark.timeout(300)
+def test_bench_reach_quick_runs():
+    proc = run_python([str(REPO / "benchmarks" / "bench.py"), "--reach", "--quick"], cwd=REPO, timeout=280)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [[cell.strip() for cell in line.split("|")[1:-1]] for line in proc.stdout.splitlines()]
+    rows = [row for row in rows if row and row[0].isdigit()]
+    assert [row[0] for row in rows] == ["8", "64", "128"] and "nan" not in proc.stdout
+    # method="auto" below the policy's 64^3 runs the SVD; method="qr" takes the QR path at every size
+    assert [row[2] for row in rows] == ["svd / qr", "qr / qr", "qr / qr"]
+
+
+@pytest.mark.timeout(300)
 def test_bench_lineax_quick_runs():
     proc = run_python([str(REPO / "benchmarks" / "bench_lineax.py"), "--quick"], cwd=REPO, timeout=280)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -227,6 +227,34 @@ def test_near_cutoff_above_qr_small_gets_the_svds_decision(tol):
             assert rel_err(jaxpinv.pinv(a, **kwargs, method="qr"), ref) < forward_tol(np.float32, cond, n)
 
 
+@pytest.mark.parametrize(
+    "dtype,exponents",
+    [(np.float32, (-100, 100, -110)), pytest.param(np.float64, (-960, 997, -997), marks=X64)],
+)
+@pytest.mark.parametrize("hermitian", [False, True])
+def test_power_estimates_at_extreme_scale(dtype, exponents, hermitian):
+    # The power method runs on A / max|a_ij| (above QR_SMALL; R for the QR path, A itself for
+    # Cholesky), so a well-conditioned matrix at 2^-100 or 2^100 (float32; 2^-960, 2^997 float64)
+    # takes the fast path (its products x^H x v over- or underflowed before: the SVD ran), and a
+    # near-cutoff one at that scale still reaches the SVD. Below tiny / eps (2^-110, 2^-997) XLA's
+    # flush of subnormals would cost the QR accuracy (the QR path read 1e-4 and 7e-8 there): the
+    # SVD runs, as accurate as at unit scale. Tolerance: forward_tol at cond 10.
+    rng = np.random.default_rng(17)
+    n = QR_SMALL + 8
+    values = np.logspace(0, -1, n)
+    a = _hermitian(rng, n, dtype, values) if hermitian else _with_values(rng, n, n, dtype, values)
+    ref = np.linalg.pinv(a.astype(np.float64))
+    values[-1] = 0.5 * n * eps(dtype)
+    near = _hermitian(rng, n, dtype, values) if hermitian else _with_values(rng, n, n, dtype, values)
+    fast = "cholesky" if hermitian else "qr"
+    for exponent, expected in zip(exponents, (fast, fast, "svd")):
+        c = dtype(2.0**exponent)
+        assert internal.path_taken(a * c, hermitian=hermitian) == expected, exponent
+        out = np.asarray(jaxpinv.pinv(a * c, hermitian=hermitian), np.float64) * c
+        assert rel_err(out, ref) < forward_tol(dtype, 10.0, n), exponent
+        assert internal.path_taken(near * c, hermitian=hermitian) == "svd", exponent
+
+
 @X64
 @pytest.mark.parametrize("factor", FACTORS)
 def test_near_cutoff_hermitian(factor):

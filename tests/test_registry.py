@@ -160,9 +160,13 @@ def test_scale_invariance_on_every_path(dtype, name, path, shape):
 
     value, tangent = value_and_tangent(dtype(1.0))
     grad = gradient(dtype(1.0)) if entry.differentiable else None
+    sigma_max = float(np.linalg.norm(np.asarray(a, np.float64), 2))
     for c in SCALES[dtype]:
         if entry.method:
-            assert path_taken(a * dtype(c), hermitian=entry.hermitian, method=method) == path, c
+            # Below tiny / eps the fast paths leave the matrix to the SVD (XLA flushes subnormals).
+            flushed = c * sigma_max < np.finfo(dtype).tiny / np.finfo(dtype).eps
+            expected = "svd" if flushed else path
+            assert path_taken(a * dtype(c), hermitian=entry.hermitian, method=method) == expected, c
         vc, tc = value_and_tangent(dtype(c))
         if not entry.differentiable:
             assert int(vc) == int(value), c
