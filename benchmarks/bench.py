@@ -782,7 +782,7 @@ def mixed(args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
-REACH_SIZES = (2, 4, 8, 16, 32, 48, 64, 96, 127, 128, 129, 160, 192, 256, 384, 512, 768, 1024)
+REACH_SIZES = (2, 4, 8, 16, 32, 48, 64, 96, 128, 144, 145, 160, 192, 256, 384, 512, 768, 1024)
 
 
 def reach(args: argparse.Namespace) -> str:

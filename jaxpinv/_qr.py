@@ -29,8 +29,8 @@ Why QR rather than LU or Cholesky: measured, on the performance page.
 Why a near-cutoff matrix always reaches the SVD:
 
 * For ``k <= SMALL`` the estimates are bounds: ``||R||_S4 >= sigma_max`` and
-  ``1 / ||R^-1||_S4 <= sigma_min`` (each loose by at most ``k^(1/4)``, 3.4 at
-  ``k = 128``; the Frobenius norm's ``sqrt(k)`` turned away float32 matrices
+  ``1 / ||R^-1||_S4 <= sigma_min`` (each loose by at most ``k^(1/4)``, 3.5 at
+  ``k = 144``; the Frobenius norm's ``sqrt(k)`` turned away float32 matrices
   of condition 1e3 at ``k = 128``), so passing the test implies ``sigma_min >
   MARGIN * cutoff`` outright (up to the rounding of ``R^-1``, relative
   ``~ k eps cond``, far inside the margin).
@@ -165,21 +165,23 @@ def _rinv(factors: QrFactors) -> jax.Array:
 def finish(a: jax.Array, factors: QrFactors, scale: jax.Array | None) -> tuple[jax.Array, jax.Array | None]:
     """Stage 2: ``(X, c^2 R^-1 R^-H or None)`` from :func:`factor`'s factors.
 
-    ``X = R^-1 Q^H``, formed as the adjoint of ``Q R^-H`` (one triangular
-    solve with ``m`` right-hand sides; Householder QR and the solve are
-    backward stable as they are, no refinement needed), or as the product
-    with the explicit small ``R^-1``; wide: ``X = Q R^-H`` from ``a^H = QR``.
+    ``X = R^-1 Q^H``, formed as the adjoint of ``Q R^-H``: ``Q`` (``orgqr``)
+    and one triangular solve with ``m`` right-hand sides (Householder QR and
+    the solve are backward stable as they are, no refinement needed), or,
+    given the explicit small ``R^-1``, the reflectors applied to ``R^-H``
+    (``ormqr``, no ``Q`` formed: 0.70-0.92x the time of ``orgqr`` and the
+    product at 64-128); wide: ``X = Q R^-H`` from ``a^H = QR``.
     Given the unit ``scale`` ``c`` (``(..., 1, 1)``), also ``c^2 R^-1 R^-H``,
     which is ``c^2 (A^H A)^-1`` (tall) or ``c^2 (A A^H)^-1`` (wide), for the
     derivative: formed from ``c R^-1`` (norm ``c / sigma_min``), since
     ``R^-1 R^-H`` itself (``~ 1 / sigma^2``) under- or overflows where ``X``
     does not.
     """
-    q, r = qr_of(factors)
     if factors.rinv is None:  # Q R^-H: solve X R^H = Q from the right
+        q, r = qr_of(factors)
         xh = lax.linalg.triangular_solve(r, q, left_side=False, lower=False, transpose_a=True, conjugate_a=True)
     else:
-        xh = mm_h(q, factors.rinv)
+        xh = _householder.apply_q(factors.qr.packed, factors.qr.taus, h(factors.rinv), adjoint=False)
     g = None
     if scale is not None:
         unit = _rinv(factors) * scale
