@@ -62,3 +62,18 @@ def apply_q(packed: jax.Array, taus: jax.Array, y: jax.Array, adjoint: bool) -> 
         return _ormqr(packed, taus, y, left=True, transpose=True)[..., :k, :]
     pad = [(0, 0)] * (y.ndim - 2) + [(0, m - k), (0, 0)]
     return _ormqr(packed, taus, jnp.pad(y, pad), left=True, transpose=False)
+
+
+def times_q_h(packed: jax.Array, taus: jax.Array, y: jax.Array) -> jax.Array:
+    """``y Q^H`` for ``y`` with ``k`` columns (``Q`` thin, ``m x k``) from ``geqrf``'s reflectors.
+
+    LAPACK ``ormqr`` from the right on ``[y, 0]``: no ``Q`` formed and no
+    transposes around the kernel (the square and tall pseudo-inverse
+    ``R^-1 Q^H``).
+    """
+    m, k = packed.shape[-2:]
+    if _ormqr is None:  # pragma: no cover - jax<0.10 (the floor run takes this)
+        q = lax.linalg.householder_product(packed, taus)
+        return jnp.matmul(y, jnp.conj(jnp.swapaxes(q, -1, -2)))
+    pad = [(0, 0)] * (y.ndim - 1) + [(0, m - k)]
+    return _ormqr(packed, taus, jnp.pad(y, pad), left=False, transpose=True)

@@ -165,28 +165,33 @@ def _rinv(factors: QrFactors) -> jax.Array:
 def finish(a: jax.Array, factors: QrFactors, scale: jax.Array | None) -> tuple[jax.Array, jax.Array | None]:
     """Stage 2: ``(X, c^2 R^-1 R^-H or None)`` from :func:`factor`'s factors.
 
-    ``X = R^-1 Q^H``, formed as the adjoint of ``Q R^-H``: ``Q`` (``orgqr``)
-    and one triangular solve with ``m`` right-hand sides (Householder QR and
-    the solve are backward stable as they are, no refinement needed), or,
-    given the explicit small ``R^-1``, the reflectors applied to ``R^-H``
-    (``ormqr``, no ``Q`` formed: 0.70-0.92x the time of ``orgqr`` and the
-    product at 64-128); wide: ``X = Q R^-H`` from ``a^H = QR``.
+    ``X = R^-1 Q^H`` (wide: ``X = Q R^-H`` from ``a^H = QR``). Given the
+    explicit small ``R^-1``, the reflectors are applied to it (``ormqr``, no
+    ``Q`` formed: 0.70-0.92x the time of ``orgqr`` and the product at
+    64-128); else ``Q`` (``orgqr``) and one triangular solve with ``m``
+    right-hand sides give ``Q R^-H``. Householder QR and the solve are
+    backward stable as they are, no refinement needed.
     Given the unit ``scale`` ``c`` (``(..., 1, 1)``), also ``c^2 R^-1 R^-H``,
     which is ``c^2 (A^H A)^-1`` (tall) or ``c^2 (A A^H)^-1`` (wide), for the
     derivative: formed from ``c R^-1`` (norm ``c / sigma_min``), since
     ``R^-1 R^-H`` itself (``~ 1 / sigma^2``) under- or overflows where ``X``
     does not.
     """
+    wide = a.shape[-1] > a.shape[-2]
+    packed, taus, _ = factors.qr
     if factors.rinv is None:  # Q R^-H: solve X R^H = Q from the right
         q, r = qr_of(factors)
         xh = lax.linalg.triangular_solve(r, q, left_side=False, lower=False, transpose_a=True, conjugate_a=True)
+        x = xh if wide else h(xh)
+    elif wide:
+        x = _householder.apply_q(packed, taus, h(factors.rinv), adjoint=False)
     else:
-        xh = _householder.apply_q(factors.qr.packed, factors.qr.taus, h(factors.rinv), adjoint=False)
+        x = _householder.times_q_h(packed, taus, factors.rinv)
     g = None
     if scale is not None:
         unit = _rinv(factors) * scale
         g = mm_h(unit, unit)
-    return (xh if a.shape[-1] > a.shape[-2] else h(xh)), g
+    return x, g
 
 
 def _apply_q(factors: QrFactors, y: jax.Array, adjoint: bool) -> jax.Array:
