@@ -98,7 +98,7 @@ def test_fast_path_reach_every_size_up_to_condition_one_over_100_k_eps(k, dtype)
 
 
 def test_fast_path_takes_kappa_1e3_float32_at_qr_small():
-    """The performance page's claim at the size where the bounds are loosest: 128 x 128, kappa = 1e3."""
+    """The performance page's claim (kappa = 1e3 float32 at 128 x 128) at QR_SMALL, where the bounds are loosest."""
     rng = np.random.default_rng(3)
     a = _with_values(rng, QR_SMALL, QR_SMALL, np.float32, np.logspace(0, -3, QR_SMALL))
     assert path_taken(a) == "qr"
