@@ -8,12 +8,13 @@ tenth of an ``eigh``), two triangular solves. Stage 1 is the ``potrf`` and
 the estimates, decided on ``A`` itself, whose singular values are the
 eigenvalues' magnitudes:
 
+* a pre-screen on the diagonal of ``U`` (``u_ii^2`` lies between the
+  extreme eigenvalues: they are ``U``'s singular values squared, and the
+  diagonal holds ``U``'s eigenvalues), then
 * ``k <= SMALL``: the explicit ``X = U^-1 U^-H`` (the result) and the rigorous
   bounds ``||A||_S4 >= sigma_max``, ``1 / ||X||_S4 <= sigma_min``;
-* above: a pre-screen on the diagonal of ``U`` (``u_ii^2`` lies between the
-  extreme eigenvalues: they are ``U``'s singular values squared, and the
-  diagonal holds ``U``'s eigenvalues), then the power method on ``A`` and on
-  ``A^-1`` (two triangular solves per step).
+* above: the power method on ``A`` and on ``A^-1`` (two triangular solves
+  per step).
 
 A matrix that is not positive definite makes ``potrf`` fail: JAX returns NaN,
 whose estimates :func:`jaxpinv._estimate.decide` refuses, so an indefinite or
@@ -29,7 +30,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxpinv._estimate import MIN_WORK, SMALL, bounds, decide, estimates
+from jaxpinv._estimate import MIN_WORK, SMALL, bounds, decide, estimates, screen
 from jaxpinv._kernel import (
     Clean,
     PinvParts,
@@ -60,17 +61,17 @@ def factor(clean: Clean, atol: jax.Array, rtol: jax.Array, spare: int) -> tuple[
     k = a.shape[-1]
     eps = float(jnp.finfo(real_dtype(a.dtype)).eps)
     u = h(jnp.linalg.cholesky(a, symmetrize_input=False))  # A = U^H U; NaN where A is not positive definite
+    diag = jnp.abs(jnp.sum(u * eye_like(u), axis=-1)) ** 2  # eigenvalues of U, squared
+    passable = screen(diag, atol, rtol, k, eps, bad)
     if k <= SMALL:
         x = trsm(u, trsm(u, eye_like(u), adjoint=True))  # U^-1 U^-H = A^-1
-        s_hi, ok = bounds(a, x, atol, rtol, k, eps, bad)
+        s_hi, ok = bounds(a, x, atol, rtol, k, eps, bad, passable, spare)
         return Stage(clean, u, x, s_hi), ok
-    diag = jnp.abs(jnp.sum(u * eye_like(u), axis=-1)) ** 2  # eigenvalues of U, squared
-    screen = decide(jnp.max(diag, axis=-1), jnp.min(diag, axis=-1), atol, rtol, k, eps) | bad
 
     def solve(v: jax.Array) -> jax.Array:  # A^-1 v (A is Hermitian: also A^-H v)
         return trsm(u, trsm(u, v, adjoint=True))
 
-    s_hi, s_lo = estimates(a, solve, solve, screen, spare)
+    s_hi, s_lo = estimates(a, solve, solve, passable, spare)
     return Stage(clean, u, None, s_hi), decide(s_hi, s_lo, atol, rtol, k, eps) | bad
 
 

@@ -70,7 +70,7 @@ from jax import lax
 
 from jaxpinv import _householder
 from jaxpinv._batching import fold_columns
-from jaxpinv._estimate import MIN_WORK, SMALL, bounds, decide, estimates
+from jaxpinv._estimate import MIN_WORK, SMALL, bounds, decide, estimates, screen
 from jaxpinv._kernel import (
     Clean,
     PinvParts,
@@ -126,14 +126,16 @@ def factor(clean: Clean, atol: jax.Array, rtol: jax.Array, spare: int) -> tuple[
     no iteration: one ``k x k`` product each.
 
     Larger ``R``: the power method (see the module docstring), ``R^-1``
-    applied by triangular solves. A pre-screen skips it when the diagonal of
-    ``R`` already shows that some matrix fails: ``min |r_ii| >= sigma_min`` and
+    applied by triangular solves. A pre-screen skips the Schatten products
+    and the power method when the diagonal of ``R`` already shows that more
+    matrices fail than the batch may spare: ``min |r_ii| >= sigma_min`` and
     ``max |r_ii| <= sigma_max`` (the eigenvalues of a triangular matrix are
     its diagonal), so the test on them fails whenever the test on the
     estimates would (up to the estimates' own error, in the margin, where
     turning a matrix away is always sound). A rank-deficient matrix has a
     (rounding-level) zero on the diagonal of ``R``, so it costs the ``geqrf``
-    and nothing more before the SVD.
+    (and up to ``SMALL`` the explicit ``R^-1`` and the Frobenius bounds)
+    before the SVD.
     """
     a, bad = clean
     m, n = a.shape[-2:]
@@ -141,14 +143,14 @@ def factor(clean: Clean, atol: jax.Array, rtol: jax.Array, spare: int) -> tuple[
     r = qr.r
     k = r.shape[-1]
     eps = float(jnp.finfo(real_dtype(a.dtype)).eps)
+    diag = jnp.abs(jnp.sum(r * eye_like(r), axis=-1))  # the diagonal, one fused product
+    passable = screen(diag, atol, rtol, max(m, n), eps, bad)
     if k <= SMALL:
         # Rigorous bounds, no iteration: sigma_max <= ||R||_S4, sigma_min >= 1 / ||R^-1||_S4.
         rinv = trsm(r, eye_like(r))
-        s_hi, ok = bounds(r, rinv, atol, rtol, max(m, n), eps, bad)
+        s_hi, ok = bounds(r, rinv, atol, rtol, max(m, n), eps, bad, passable, spare)
         return QrFactors(qr, rinv), s_hi, ok
-    diag = jnp.abs(jnp.sum(r * eye_like(r), axis=-1))  # the diagonal, one fused product
-    screen = decide(jnp.max(diag, axis=-1), jnp.min(diag, axis=-1), atol, rtol, max(m, n), eps) | bad
-    s_hi, s_lo = estimates(r, lambda v: trsm(r, v), lambda u: trsm(r, u, adjoint=True), screen, spare)
+    s_hi, s_lo = estimates(r, lambda v: trsm(r, v), lambda u: trsm(r, u, adjoint=True), passable, spare)
     return QrFactors(qr, None), s_hi, decide(s_hi, s_lo, atol, rtol, max(m, n), eps) | bad
 
 
