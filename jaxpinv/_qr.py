@@ -143,7 +143,7 @@ def factor(clean: Clean, atol: jax.Array, rtol: jax.Array, spare: int) -> tuple[
     r = qr.r
     k = r.shape[-1]
     eps = float(jnp.finfo(real_dtype(a.dtype)).eps)
-    diag = jnp.abs(jnp.sum(r * eye_like(r), axis=-1))  # the diagonal, one fused product
+    diag = jnp.abs(jnp.diagonal(r, axis1=-2, axis2=-1))
     passable = screen(diag, atol, rtol, max(m, n), eps, bad)
     if k <= SMALL:
         # Rigorous bounds, no iteration: sigma_max <= ||R||_S4, sigma_min >= 1 / ||R^-1||_S4.
