@@ -61,7 +61,7 @@ def factor(clean: Clean, atol: jax.Array, rtol: jax.Array, spare: int) -> tuple[
     k = a.shape[-1]
     eps = float(jnp.finfo(real_dtype(a.dtype)).eps)
     u = h(jnp.linalg.cholesky(a, symmetrize_input=False))  # A = U^H U; NaN where A is not positive definite
-    diag = jnp.abs(jnp.sum(u * eye_like(u), axis=-1)) ** 2  # eigenvalues of U, squared
+    diag = jnp.abs(jnp.diagonal(u, axis1=-2, axis2=-1)) ** 2  # eigenvalues of U, squared
     passable = screen(diag, atol, rtol, k, eps, bad)
     if k <= SMALL:
         x = trsm(u, trsm(u, eye_like(u), adjoint=True))  # U^-1 U^-H = A^-1
