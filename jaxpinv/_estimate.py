@@ -69,8 +69,7 @@ def bounds(
     Schatten bounds formed (the product costs up to 0.4 of the SVD on small
     complex batches), and not where more than ``spare`` matrices fail the
     diagonal ``screen`` (:func:`screen`): the batch then takes the SVD
-    whatever the products say (a rank-deficient batch paid them before the
-    SVD: 512 float64 32 x 32, 55 -> 50 ms of the SVD path's 37). Skipping
+    whatever the products say (measured: the performance page). Skipping
     them is always sound: the Frobenius verdict is rigorous, only less
     generous. Each matrix is divided by its largest magnitude first, so
     neither norm over- or underflows (``y y^H`` has entries at most ``k`` and
