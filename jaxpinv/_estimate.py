@@ -9,11 +9,14 @@ where the SVD would keep every singular value, clearly::
 square matrix ``x`` whose singular values are the input's (QR's ``R``; the
 Hermitian matrix itself for Cholesky):
 
-* up to :data:`SMALL`, the rigorous bounds ``||x|| >= sigma_max`` and
+* where the path has the explicit inverse (QR up to :data:`SMALL`,
+  Cholesky always), the rigorous bounds ``||x|| >= sigma_max`` and
   ``1 / ||x^-1|| <= sigma_min`` in the Frobenius norm, or where that is too
-  loose the Schatten 4-norm (:func:`bounds`, the explicit inverse);
-* above, :data:`STEPS` steps of the power method on ``x`` and on ``x^-1``
-  (:func:`power`, ``x^-1`` applied by the path's triangular solves).
+  loose the Schatten 4-norm up to :data:`SMALL`, the power method above
+  (:func:`bounds`);
+* elsewhere (QR above :data:`SMALL`), :data:`STEPS` steps of the power
+  method on ``x`` and on ``x^-1`` (:func:`power`, ``x^-1`` applied by the
+  path's triangular solves).
 
 A pre-screen on the diagonal of a triangular factor (:func:`screen`) skips
 the Schatten products and the power method where more matrices already fail
@@ -34,7 +37,7 @@ import numpy as np
 from jax import lax
 
 from jaxpinv._kernel import nan_placeholder, real_dtype
-from jaxpinv._linalg import h, mm, mm_h
+from jaxpinv._linalg import h, hmm, mm, mm_h
 
 # method="auto" compiles a fast path in from this much work per call (matrices * m * n * min(m, n)):
 # one 64 x 64 matrix, where the QR path saves about 0.25 ms a call on a CPU core and repays the
@@ -59,19 +62,19 @@ def bounds(
     screen: jax.Array,
     spare: int,
 ) -> tuple[jax.Array, jax.Array]:
-    """``(s_hi, ok)`` from rigorous norm bounds of ``x`` and its explicit inverse (``k <= SMALL``).
+    """``(s_hi, ok)`` from norms of ``x`` and its explicit inverse ``x_inv``.
 
     ``||x||_p >= sigma_max`` and ``1 / ||x^-1||_p <= sigma_min`` for the
     Frobenius norm (``p = F``, loose by up to ``sqrt(k)``, no product) and the
     Schatten 4-norm (``(sum sigma_i^4)^(1/4) = ||x x^H||_F^(1/2)``, loose by up
     to ``k^(1/4)``, one ``k x k`` product). The Frobenius bounds decide where
-    they take every matrix; only where they turn one away are the tighter
-    Schatten bounds formed (the product costs up to 0.4 of the SVD on small
-    complex batches), and not where more than ``spare`` matrices fail the
+    they take every matrix; only where they turn one away are tighter
+    estimates formed: up to ``SMALL`` the Schatten bounds (the product costs
+    up to 0.4 of the SVD on small complex batches), above :func:`power` with
+    products by ``x_inv``; and not where more than ``spare`` matrices fail the
     diagonal ``screen`` (:func:`screen`): the batch then takes the SVD
-    whatever the products say (measured: the performance page). Skipping
-    them is always sound: the Frobenius verdict is rigorous, only less
-    generous. Each matrix is divided by its largest magnitude first, so
+    whatever they say (measured: the performance page). Skipping them is
+    always sound: the Frobenius verdict is rigorous, only less generous. Each matrix is divided by its largest magnitude first, so
     neither norm over- or underflows (``y y^H`` has entries at most ``k`` and
     2-norm at least 1). ``flagged`` matrices pass (their result is NaN).
     """
@@ -86,14 +89,17 @@ def bounds(
         s_hi, s_lo = top[0] * norms[0], 1 / (top[1] * norms[1])
         return s_hi, decide(s_hi, s_lo, atol, rtol, k, eps) | flagged
 
-    def schatten() -> tuple[jax.Array, jax.Array]:
+    def tighter() -> tuple[jax.Array, jax.Array]:
+        if k > SMALL:  # the power method with products by the explicit inverse (no triangular solves)
+            s_hi, s_lo = power(x, lambda v: mm(x_inv, v), lambda u: hmm(x_inv, u))
+            return s_hi, decide(s_hi, s_lo, atol, rtol, k, eps) | flagged
         y = jnp.stack([x, x_inv]) * scale
         w = mm_h(y, y)
         return verdict(jnp.sqrt(jnp.sqrt(jnp.sum(jnp.real(w * jnp.conj(w)), axis=(-2, -1)))))
 
     frobenius = verdict(jnp.sqrt(jnp.sum(jnp.square(mag * scale), axis=(-2, -1))))
     # The dispatch runs on the whole batch (also under vmap): one predicate for the batch.
-    return lax.cond(jnp.all(frobenius[1]) | (jnp.sum(~screen) > spare), lambda: frobenius, schatten)
+    return lax.cond(jnp.all(frobenius[1]) | (jnp.sum(~screen) > spare), lambda: frobenius, tighter)
 
 
 def screen(diag: jax.Array, atol: jax.Array, rtol: jax.Array, k: int, eps: float, flagged: jax.Array) -> jax.Array:

@@ -101,7 +101,7 @@ def broadcast_batch(*xs: jax.Array) -> tuple[jax.Array, ...]:
     return tuple(jnp.broadcast_to(x, batch + x.shape[-2:]) for x in xs)
 
 
-def trsm(t: jax.Array, b: jax.Array, adjoint: bool = False) -> jax.Array:
-    """``t^-1 b`` (``t^-H b`` with ``adjoint``) for the upper triangle of ``t``; batch dimensions broadcast."""
+def trsm(t: jax.Array, b: jax.Array, adjoint: bool = False, lower: bool = False) -> jax.Array:
+    """``t^-1 b`` (``t^-H b`` with ``adjoint``) for the upper (``lower``: lower) triangle of ``t``; batch dimensions broadcast."""
     t, b = broadcast_batch(t, b)
-    return lax.linalg.triangular_solve(t, b, left_side=True, lower=False, transpose_a=adjoint, conjugate_a=adjoint)
+    return lax.linalg.triangular_solve(t, b, left_side=True, lower=lower, transpose_a=adjoint, conjugate_a=adjoint)

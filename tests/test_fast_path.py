@@ -314,6 +314,24 @@ def test_cholesky_path_takes_definite_and_passes_indefinite_on(n, definite):
     assert rel_err(g, g_ref) < 100 * forward_tol(np.float32, 100.0, n)
 
 
+@pytest.mark.parametrize(
+    "n,dtype",
+    [(1, np.float32), (2, np.float32), (7, np.complex64), (8, np.float32), pytest.param(33, np.complex128, marks=X64)],
+)
+def test_cholesky_inverse_blocked_at_odd_and_even_sizes(n, dtype):
+    # A^-1 = W^H W from L's two half blocks (k // 2 and the rest): every split, a batch whose members
+    # differ in scale by 2^+-40 (each is inverted at unit scale), against float64 inv; exactly Hermitian.
+    # Tolerance: forward_tol at the construction's cond 100.
+    rng = np.random.default_rng(15)
+    a = np.stack([_hermitian(rng, n, dtype, np.logspace(0, -2, n)) * c for c in (2.0**-40, 1.0, 2.0**40)])
+    p = np.asarray(jaxpinv.pinv(a, hermitian=True, method="cholesky"))
+    assert path_taken(a, hermitian=True, method="cholesky") == "cholesky"
+    np.testing.assert_array_equal(p, np.conj(np.swapaxes(p, -1, -2)))
+    ref = np.linalg.inv(a.astype(np.complex128))
+    for i in range(3):
+        assert rel_err(p[i], ref[i]) < forward_tol(dtype, 100.0, n), i
+
+
 # --------------------------------------------------------------------------- #
 # The opt-out, derivatives, vmap
 # --------------------------------------------------------------------------- #
