@@ -10,6 +10,7 @@ Run from the repository root:
     python benchmarks/bench.py --broadcast     # one matrix against many tolerances, dampings, right-hand sides
     python benchmarks/bench.py --mixed         # a batch with a few members the QR path turns away
     python benchmarks/bench.py --reach         # the fast path's reach: square sizes 2..1024 near its limit
+    python benchmarks/bench.py --hermitian     # Hermitian positive definite input by size (the Cholesky path)
 
 Every timing is taken in this one process, after compilation, with
 ``jax.block_until_ready``; the functions of a case are timed in interleaved
@@ -54,6 +55,11 @@ log-spaced; the largest condition the QR path promises to take at every
 size), and 128×128 at condition 1e3, timed with ``method="auto"``,
 ``method="qr"`` and ``method="svd"`` against the SVD floor, with the path
 each took.
+
+``--hermitian`` times ``pinv(a, hermitian=True)`` on Hermitian positive
+definite matrices (eigenvalues log-spaced over [0.01, 1]) from 64×64 to
+1024×1024 with ``method="auto"`` (the Cholesky path), ``"qr"`` and
+``"svd"`` against the floor ``jnp.linalg.eigh``.
 """
 
 from __future__ import annotations
@@ -820,6 +826,42 @@ def reach(args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
+HERMITIAN_CASES = ((64, np.float32), (145, np.float32), (200, np.float32), (512, np.float64), (1024, np.float32))
+
+
+def hermitian(args: argparse.Namespace) -> str:
+    """Hermitian positive definite input by size (see the module docstring)."""
+    rng = np.random.default_rng(0)
+    lines = [
+        f"Machine: {describe_machine()}",
+        "",
+        "**Hermitian positive definite** (`hermitian=True`, `U diag(logspace(0, -2)) Uᵀ`; median ms; path: what "
+        '`method="auto"` took; ratios: to the floor `jnp.linalg.eigh`)',
+        "",
+        '| k | dtype | path | floor | auto | `method="qr"` | `method="svd"` | auto/floor | qr/floor |',
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for k, dtype in ((64, np.float32),) if args.quick else HERMITIAN_CASES:
+        a_np, _ = make_input(Case(f"{k}", (k, k), dtype, "spd"), rng)
+        a = jnp.asarray(a_np)
+        fns = {
+            "floor": jax.jit(jnp.linalg.eigh),
+            **{m: jax.jit(lambda x, m=m: jaxpinv.pinv(x, hermitian=True, method=m)) for m in ("auto", "qr", "svd")},
+        }
+        t = median_times(
+            {name: (lambda f=f: jax.block_until_ready(f(a))) for name, f in fns.items()},
+            args.budget,
+            args.min_rounds,
+            args.max_rounds,
+        )
+        lines.append(
+            f"| {k} | {np.dtype(dtype).name} | {path_taken(a, hermitian=True)} | {fmt(t['floor'])} | "
+            f"{fmt(t['auto'])} | {fmt(t['qr'])} | {fmt(t['svd'])} | {fmt(t['auto'] / t['floor'])} | "
+            f"{fmt(t['qr'] / t['floor'])} |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny cases, a few rounds: a smoke test")
@@ -833,10 +875,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--broadcast", action="store_true", help="one matrix against many tolerances, b's")
     parser.add_argument("--mixed", action="store_true", help="a batch with a few rank-deficient members")
     parser.add_argument("--reach", action="store_true", help="the fast path's reach by size near its limit")
+    parser.add_argument("--hermitian", action="store_true", help="Hermitian positive definite input by size")
     args = parser.parse_args(argv)
     if args.quick:
         args.budget, args.min_rounds, args.max_rounds = 0.0, 3, 3
-    special = {"latency": latency, "broadcast": broadcast, "mixed": mixed, "reach": reach}
+    special = {"latency": latency, "broadcast": broadcast, "mixed": mixed, "reach": reach, "hermitian": hermitian}
     chosen = [f for name, f in special.items() if getattr(args, name)]
     if chosen:
         text = chosen[0](args)

@@ -98,6 +98,16 @@ def test_bench_reach_quick_runs():
 
 
 @pytest.mark.timeout(300)
+def test_bench_hermitian_quick_runs():
+    proc = run_python([str(REPO / "benchmarks" / "bench.py"), "--hermitian", "--quick"], cwd=REPO, timeout=280)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [[cell.strip() for cell in line.split("|")[1:-1]] for line in proc.stdout.splitlines()]
+    rows = [row for row in rows if row and row[0].isdigit()]
+    # 64 x 64 positive definite, well conditioned: method="auto" takes the Cholesky path
+    assert [row[:3] for row in rows] == [["64", "float32", "cholesky"]] and "nan" not in proc.stdout
+
+
+@pytest.mark.timeout(300)
 def test_bench_lineax_quick_runs():
     proc = run_python([str(REPO / "benchmarks" / "bench_lineax.py"), "--quick"], cwd=REPO, timeout=280)
     assert proc.returncode == 0, proc.stderr[-3000:]
