@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxpinv._estimate import MIN_WORK, bounds, screen
+from jaxpinv._estimate import MIN_WORK, SMALL, bounds, screen
 from jaxpinv._kernel import (
     Clean,
     PinvParts,
@@ -81,36 +81,36 @@ def factor(clean: Clean, atol: jax.Array, rtol: jax.Array, spare: int) -> tuple[
 
 
 def _inverse(low: jax.Array) -> jax.Array:
-    """``A^-1 = W^H W`` from ``A = L L^H``, ``W = L^-1``, made exactly Hermitian: LAPACK's ``potri`` blocked once.
+    """``A^-1 = L^-H L^-1`` from ``A = L L^H``, made exactly Hermitian.
 
-    With ``L`` split at ``m = k // 2`` into ``L11``, ``L21``, ``L22``, the
-    triangular inverse (``trtri``) is ``W11 = L11^-1``, ``W22 = L22^-1`` (two
-    half-size triangular solves) and ``W21 = -W22 L21 W11``, and the product
-    (``lauum``) ``X11 = W11^H W11 + W21^H W21``, ``X21 = W22^H W21``,
-    ``X22 = W22^H W22``: most of the work in matrix products, which XLA's CPU
-    backend runs two to three times faster per flop than triangular solves
-    against the identity (0.34-0.36x of an eigh at 512^2 float64, where two
-    such solves take 0.48x; the performance page).
+    Up to ``SMALL``, two triangular solves against the identity. Above, as
+    LAPACK's ``potri`` (``W = L^-1``, then ``W^H W``), blocked once: with
+    ``L`` split at ``m = k // 2`` into ``L11``, ``L21``, ``L22``,
+    ``W11 = L11^-1``, ``W22 = L22^-1`` (two half-size solves),
+    ``W21 = -W22 L21 W11``, and the product by W's first block column and
+    last block row. Most of the work is then in matrix products, which XLA's
+    CPU backend runs two to three times faster per flop than the solves
+    (0.34x of an eigh at 512^2 float64 where the solves take 0.48x); below
+    ``SMALL`` the gain (under 0.2 ms a call) does not repay the products'
+    compile time (about 0.15 s; the performance page).
     """
     k = low.shape[-1]
+    if k <= SMALL:
+        x = trsm(low, trsm(low, eye_like(low), lower=True), adjoint=True, lower=True)
+        return (x + h(x)) / 2
     # At unit scale: with A near overflow A^-1 is near underflow, and XLA's products flush subnormal
-    # partial sums to zero (1e-8 relative error at 2^997 in float64; the LAPACK solves do not).
-    # Scaling by a power of two is exact.
-    top = jnp.max(jnp.abs(jnp.diagonal(low, axis1=-2, axis2=-1)), axis=-1)
-    scale = jnp.ldexp(jnp.ones_like(top), -jnp.frexp(top)[1])[..., None, None].astype(low.dtype)
-    low = low * scale
-    if k < 2:
-        w = trsm(low, eye_like(low), lower=True)
-        x = mm(h(w), w)
-    else:
-        m = k // 2
-        l11, l21, l22 = low[..., :m, :m], low[..., m:, :m], low[..., m:, m:]
-        w11, w22 = trsm(l11, eye_like(l11), lower=True), trsm(l22, eye_like(l22), lower=True)
-        w21 = -mm(w22, mm(l21, w11))
-        x11, x21, x22 = mm(h(w11), w11) + mm(h(w21), w21), mm(h(w22), w21), mm(h(w22), w22)
-        x = jnp.concatenate([jnp.concatenate([x11, h(x21)], -1), jnp.concatenate([x21, x22], -1)], -2)
+    # partial sums to zero (1e-8 relative error at 2^997 in float64; LAPACK's solves do not).
+    scale = (1 / jnp.max(jnp.abs(jnp.diagonal(low, axis1=-2, axis2=-1)), axis=-1))[..., None, None]
+    low = low * scale.astype(low.dtype)
+    m = k // 2
+    l11, l21, l22 = low[..., :m, :m], low[..., m:, :m], low[..., m:, m:]
+    w11, w22 = trsm(l11, eye_like(l11), lower=True), trsm(l22, eye_like(l22), lower=True)
+    w21 = -mm(w22, mm(l21, w11))
+    left = jnp.concatenate([w11, w21], -2)
+    x11, bottom = mm(h(left), left), mm(h(w22), jnp.concatenate([w21, w22], -1))  # bottom = [X21, X22]
+    x = jnp.concatenate([jnp.concatenate([x11, h(bottom[..., :m])], -1), bottom], -2)
     # Exactly Hermitian; this pass also lays x out as the branch that forms it returns it.
-    return (x + h(x)) / 2 * scale * scale
+    return (x + h(x)) / 2 * scale.astype(x.dtype) * scale.astype(x.dtype)
 
 
 class CholeskyPath:

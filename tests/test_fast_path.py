@@ -316,12 +316,18 @@ def test_cholesky_path_takes_definite_and_passes_indefinite_on(n, definite):
 
 @pytest.mark.parametrize(
     "n,dtype",
-    [(1, np.float32), (2, np.float32), (7, np.complex64), (8, np.float32), pytest.param(33, np.complex128, marks=X64)],
+    [
+        (1, np.float32),
+        (7, np.complex64),  # two triangular solves up to QR_SMALL
+        (QR_SMALL + 1, np.float32),  # above: blocked, L split unevenly and evenly
+        (QR_SMALL + 2, np.complex64),
+        pytest.param(QR_SMALL + 3, np.complex128, marks=X64),
+    ],
 )
-def test_cholesky_inverse_blocked_at_odd_and_even_sizes(n, dtype):
-    # A^-1 = W^H W from L's two half blocks (k // 2 and the rest): every split, a batch whose members
-    # differ in scale by 2^+-40 (each is inverted at unit scale), against float64 inv; exactly Hermitian.
-    # Tolerance: forward_tol at the construction's cond 100.
+def test_cholesky_inverse_at_odd_and_even_sizes(n, dtype):
+    # A^-1 from L (above QR_SMALL from L's two half blocks, k // 2 and the rest), for a batch whose
+    # members differ in scale by 2^+-40 (each is inverted at unit scale), against float64 inv;
+    # exactly Hermitian. Tolerance: forward_tol at the construction's cond 100.
     rng = np.random.default_rng(15)
     a = np.stack([_hermitian(rng, n, dtype, np.logspace(0, -2, n)) * c for c in (2.0**-40, 1.0, 2.0**40)])
     p = np.asarray(jaxpinv.pinv(a, hermitian=True, method="cholesky"))
