@@ -71,7 +71,7 @@ def pinv(
     - `method`: ``"auto"`` (default), ``"cholesky"``, ``"qr"`` or ``"svd"``.
       The result is defined by the SVD (``eigh``); ``"auto"`` computes it
       from a Householder QR (``R^-1 Q^H``), or for ``hermitian=True`` and
-      positive definite input from a Cholesky factor (``U^-1 U^-H``), when
+      positive definite input from a Cholesky factor (``L^-H L^-1``), when
       a matrix is clearly of full rank (its smallest singular value
       estimated above 8 times the cutoff), which gives the same result up
       to rounding at a fraction of the cost; the few matrices of a batch
