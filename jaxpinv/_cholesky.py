@@ -14,9 +14,10 @@ eigenvalues' magnitudes:
   diagonal holds ``L``'s eigenvalues); a batch it turns away is not
   inverted;
 * the explicit ``X = A^-1`` (the result) and the rigorous bounds
-  ``||A|| >= sigma_max``, ``1 / ||X|| <= sigma_min`` in the Frobenius norm,
-  where they turn a matrix away ``k <= SMALL``: the Schatten 4-norm, above:
-  the power method on ``A`` and ``X`` (:func:`jaxpinv._estimate.bounds`).
+  ``||A|| >= sigma_max``, ``1 / ||X|| <= sigma_min`` in the Frobenius norm;
+  where they turn a matrix away, the Schatten 4-norm (``k <= SMALL``) or the
+  power method on ``A`` and ``X`` by products (above;
+  :func:`jaxpinv._estimate.bounds`).
 
 A matrix that is not positive definite makes ``potrf`` fail: JAX returns NaN,
 whose estimates :func:`jaxpinv._estimate.decide` refuses, so an indefinite or
@@ -72,8 +73,8 @@ def factor(clean: Clean, atol: jax.Array, rtol: jax.Array, spare: int) -> tuple[
     def inverse() -> jax.Array:  # the result where the batch passes
         return nan_where(bad, _inverse(low))
 
-    # The inverse (most of the path's cost) only for a batch the screen leaves
-    # a chance: an indefinite batch fails potrf, and then costs the potrf alone before the eigh.
+    # The inverse (most of the path's cost) only for a batch the screen leaves a chance: an
+    # indefinite batch fails potrf, and then costs the potrf alone before the next path.
     # The dispatch runs on the whole batch (also under vmap): the count is one for the batch.
     x = lax.cond(jnp.sum(~passable) <= spare, inverse, lambda: nan_placeholder(a, (k, k), a.dtype))
     s_hi, ok = bounds(a, x, atol, rtol, k, eps, bad, passable, spare)
@@ -83,32 +84,33 @@ def factor(clean: Clean, atol: jax.Array, rtol: jax.Array, spare: int) -> tuple[
 def _inverse(low: jax.Array) -> jax.Array:
     """``A^-1 = L^-H L^-1`` from ``A = L L^H``, made exactly Hermitian.
 
-    Up to ``SMALL``, two triangular solves against the identity. Above, as
+    Up to ``SMALL``, two triangular solves (the first against the identity). Above, as
     LAPACK's ``potri`` (``W = L^-1``, then ``W^H W``), blocked once: with
     ``L`` split at ``m = k // 2`` into ``L11``, ``L21``, ``L22``,
     ``W11 = L11^-1``, ``W22 = L22^-1`` (two half-size solves),
     ``W21 = -W22 L21 W11``, and the product by W's first block column and
     last block row. Most of the work is then in matrix products, which XLA's
     CPU backend runs two to three times faster per flop than the solves
-    (0.34x of an eigh at 512^2 float64 where the solves take 0.48x); below
+    (0.35x of an eigh at 512^2 float64 where the solves take 0.48x); below
     ``SMALL`` the gain (under 0.2 ms a call) does not repay the products'
     compile time (about 0.15 s; the performance page).
     """
     k = low.shape[-1]
-    if k <= SMALL:
-        x = trsm(low, trsm(low, eye_like(low), lower=True), adjoint=True, lower=True)
-        return (x + h(x)) / 2
-    # At unit scale: with A near overflow A^-1 is near underflow, and XLA's products flush subnormal
-    # partial sums to zero (1e-8 relative error at 2^997 in float64; LAPACK's solves do not).
+    # At unit scale: with A near overflow A^-1 is near underflow, and XLA's CPU runtime flushes
+    # subnormal partial results to zero (1e-8 relative error at 2^997 in float64, 5e-3 at 2^124 in
+    # complex64).
     scale = (1 / jnp.max(jnp.abs(jnp.diagonal(low, axis1=-2, axis2=-1)), axis=-1))[..., None, None]
     low = low * scale.astype(low.dtype)
-    m = k // 2
-    l11, l21, l22 = low[..., :m, :m], low[..., m:, :m], low[..., m:, m:]
-    w11, w22 = trsm(l11, eye_like(l11), lower=True), trsm(l22, eye_like(l22), lower=True)
-    w21 = -mm(w22, mm(l21, w11))
-    left = jnp.concatenate([w11, w21], -2)
-    x11, bottom = mm(h(left), left), mm(h(w22), jnp.concatenate([w21, w22], -1))  # bottom = [X21, X22]
-    x = jnp.concatenate([jnp.concatenate([x11, h(bottom[..., :m])], -1), bottom], -2)
+    if k <= SMALL:
+        x = trsm(low, trsm(low, eye_like(low), lower=True), adjoint=True, lower=True)
+    else:
+        m = k // 2
+        l11, l21, l22 = low[..., :m, :m], low[..., m:, :m], low[..., m:, m:]
+        w11, w22 = trsm(l11, eye_like(l11), lower=True), trsm(l22, eye_like(l22), lower=True)
+        w21 = -mm(w22, mm(l21, w11))
+        left = jnp.concatenate([w11, w21], -2)
+        x11, bottom = mm(h(left), left), mm(h(w22), jnp.concatenate([w21, w22], -1))  # bottom = [X21, X22]
+        x = jnp.concatenate([jnp.concatenate([x11, h(bottom[..., :m])], -1), bottom], -2)
     # Exactly Hermitian; this pass also lays x out as the branch that forms it returns it.
     return (x + h(x)) / 2 * scale.astype(x.dtype) * scale.astype(x.dtype)
 

@@ -19,8 +19,8 @@ Hermitian matrix itself for Cholesky):
   path's triangular solves).
 
 A pre-screen on the diagonal of a triangular factor (:func:`screen`) skips
-the Schatten products and the power method where more matrices already fail
-than the batch may spare (:func:`estimates`).
+the tighter estimates (:func:`bounds`, :func:`estimates`), and the Cholesky
+path's inverse, where more matrices already fail than the batch may spare.
 
 Why this is sound (a near-cutoff matrix always reaches the SVD): the QR
 path's module docstring (:mod:`jaxpinv._qr`) gives the argument in full.
@@ -45,9 +45,10 @@ from jaxpinv._linalg import h, hmm, mm, mm_h
 MIN_WORK = 64**3
 MARGIN = 8.0
 STEPS = 8
-# Up to this size: the explicit inverse and Schatten-norm bounds (no loop: about 0.3 s less compile
-# time than the power method's, and faster at 129-144; above 144 complex64's products cost more than
-# the power method's steps, one core, the performance page).
+# Up to this size the QR path forms the explicit inverse, and the bounds' second try is the Schatten
+# norm (no loop: about 0.3 s less compile time than the power method's, and faster at 129-144; above
+# 144 complex64's products cost more than the power method's steps, one core, the performance page).
+# The Cholesky path's inverse is blocked above it (jaxpinv._cholesky).
 SMALL = 144
 
 
@@ -90,7 +91,7 @@ def bounds(
         return s_hi, decide(s_hi, s_lo, atol, rtol, k, eps) | flagged
 
     def tighter() -> tuple[jax.Array, jax.Array]:
-        if k > SMALL:  # the power method with products by the explicit inverse (no triangular solves)
+        if x.shape[-1] > SMALL:  # the power method with products by the explicit inverse (not k: max(m, n) for QR)
             s_hi, s_lo = power(x, lambda v: mm(x_inv, v), lambda u: hmm(x_inv, u))
             return s_hi, decide(s_hi, s_lo, atol, rtol, k, eps) | flagged
         y = jnp.stack([x, x_inv]) * scale

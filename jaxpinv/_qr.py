@@ -11,8 +11,9 @@ half and a few ``O(k^2)`` products:
 1. :func:`factor` computes ``R`` and the Householder reflectors (LAPACK
    ``geqrf``; ``R`` has the singular values of ``A``) and estimates
    ``s_hi ~ sigma_max(R)`` and ``s_lo ~ sigma_min(R) = 1 / ||R^-1||_2``:
-   for ``k <= SMALL`` by the bounds ``||R||_S4`` and ``1 / ||R^-1||_S4`` (the
-   Schatten 4-norm, ``(sum sigma_i^4)^(1/4)``) from the explicit ``R^-1``; above, by ``STEPS`` steps of the power method on
+   for ``k <= SMALL`` by the bounds ``||R||_F`` and ``1 / ||R^-1||_F`` from the
+   explicit ``R^-1``, where they turn a matrix away the tighter Schatten
+   4-norm's (``(sum sigma_i^4)^(1/4)``); above, by ``STEPS`` steps of the power method on
    ``R`` and on ``R^-1`` (applied by triangular solves), ``O(k^2)`` per step
    against the QR's ``O(m k^2)``.
 2. :func:`decide`, per matrix::
@@ -28,11 +29,12 @@ Why QR rather than LU or Cholesky: measured, on the performance page.
 
 Why a near-cutoff matrix always reaches the SVD:
 
-* For ``k <= SMALL`` the estimates are bounds: ``||R||_S4 >= sigma_max`` and
-  ``1 / ||R^-1||_S4 <= sigma_min`` (each loose by at most ``k^(1/4)``, 3.5 at
-  ``k = 144``; the Frobenius norm's ``sqrt(k)`` turned away float32 matrices
-  of condition 1e3 at ``k = 128``), so passing the test implies ``sigma_min >
-  MARGIN * cutoff`` outright (up to the rounding of ``R^-1``, relative
+* For ``k <= SMALL`` the estimates are bounds: ``||R||_F >= sigma_max`` and
+  ``1 / ||R^-1||_F <= sigma_min``, or where those turn a matrix away
+  ``||R||_S4`` and ``1 / ||R^-1||_S4`` (each loose by at most ``k^(1/4)``,
+  3.5 at ``k = 144``; the Frobenius norm's ``sqrt(k)`` alone turned away
+  float32 matrices of condition 1e3 at ``k = 128``), so passing the test
+  implies ``sigma_min > MARGIN * cutoff`` outright (up to the rounding of ``R^-1``, relative
   ``~ k eps cond``, far inside the margin).
 * The power method estimates a norm from below, so ``s_hi <= sigma_max`` and
   ``s_lo >= sigma_min`` (up to rounding). After ``STEPS`` steps from a start

@@ -233,10 +233,11 @@ def test_near_cutoff_above_qr_small_gets_the_svds_decision(tol):
 )
 @pytest.mark.parametrize("hermitian", [False, True])
 def test_power_estimates_at_extreme_scale(dtype, exponents, hermitian):
-    # The power method runs on A / max|a_ij| (above QR_SMALL; R for the QR path, A itself for
-    # Cholesky), so a well-conditioned matrix at 2^-100 or 2^100 (float32; 2^-960, 2^997 float64)
-    # takes the fast path (its products x^H x v over- or underflowed before: the SVD ran), and a
-    # near-cutoff one at that scale still reaches the SVD. Below tiny / eps (2^-110, 2^-997) XLA's
+    # Above QR_SMALL the estimates are scaled to unit size (the QR path's power method on
+    # R / max|r_ij|; the Cholesky path's inverse and bounds), so a well-conditioned matrix at 2^-100
+    # or 2^100 (float32; 2^-960, 2^997 float64) takes the fast path (its products x^H x v over- or
+    # underflowed before: the SVD ran), and a near-cutoff one at that scale still reaches the SVD
+    # (Cholesky: by the power method, where the Frobenius bounds refuse). Below tiny / eps (2^-110, 2^-997) XLA's
     # flush of subnormals would cost the QR accuracy (the QR path read 1e-4 and 7e-8 there): the
     # SVD runs, as accurate as at unit scale. Tolerance: forward_tol at cond 10.
     rng = np.random.default_rng(17)
@@ -276,7 +277,7 @@ def test_near_cutoff_hermitian(factor):
 
 @X64
 @pytest.mark.parametrize("factor", FACTORS)
-@pytest.mark.parametrize("n", [6, QR_SMALL + 8])  # Schatten bounds; the power method
+@pytest.mark.parametrize("n", [6, QR_SMALL + 8])  # Frobenius then Schatten bounds; Frobenius then the power method
 def test_near_cutoff_hermitian_positive_definite_on_the_cholesky_path(factor, n):
     # Positive definite (what Cholesky takes), the smallest eigenvalue at factor x the default cutoff
     # n eps lambda_max: at or below 2x it must reach eigh, and the result is eigh's bit for bit.
@@ -326,16 +327,54 @@ def test_cholesky_path_takes_definite_and_passes_indefinite_on(n, definite):
 )
 def test_cholesky_inverse_at_odd_and_even_sizes(n, dtype):
     # A^-1 from L (above QR_SMALL from L's two half blocks, k // 2 and the rest), for a batch whose
-    # members differ in scale by 2^+-40 (each is inverted at unit scale), against float64 inv;
-    # exactly Hermitian. Tolerance: forward_tol at the construction's cond 100.
+    # members differ in scale, one of them near overflow, so that A^-1's products would flush
+    # subnormal partial sums if it were not inverted at unit scale; against float64 inv, exactly
+    # Hermitian. Tolerance: forward_tol at the construction's cond 100.
     rng = np.random.default_rng(15)
-    a = np.stack([_hermitian(rng, n, dtype, np.logspace(0, -2, n)) * c for c in (2.0**-40, 1.0, 2.0**40)])
+    # Near overflow: without the unit scale the products' partial sums flush to zero and this member
+    # misses the tolerance (1e-2 in single precision, 2e-8 in double).
+    big = {32: 2.0**124, 64: 2.0**1000}[np.finfo(dtype).bits]
+    a = np.stack([_hermitian(rng, n, dtype, np.logspace(0, -2, n)) * c for c in (2.0**-40, 1.0, big)])
     p = np.asarray(jaxpinv.pinv(a, hermitian=True, method="cholesky"))
     assert path_taken(a, hermitian=True, method="cholesky") == "cholesky"
     np.testing.assert_array_equal(p, np.conj(np.swapaxes(p, -1, -2)))
     ref = np.linalg.inv(a.astype(np.complex128))
+    assert np.isfinite(ref).all()
+    tiny = np.finfo(dtype).tiny  # XLA flushes subnormal results to zero: so does the reference
+    ref = np.where(np.abs(ref.real) < tiny, 0, ref.real) + 1j * np.where(np.abs(ref.imag) < tiny, 0, ref.imag)
     for i in range(3):
         assert rel_err(p[i], ref[i]) < forward_tol(dtype, 100.0, n), i
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.complex64])
+def test_cholesky_power_method_takes_what_the_frobenius_bounds_turn_away(dtype):
+    # Above QR_SMALL the Cholesky path tries the power method (products by the explicit A^-1) where
+    # the Frobenius bounds refuse: the smallest eigenvalue at 20x the default cutoff n eps lambda_max
+    # is within the bounds' looseness (asserted below, in float64) but clear of the power method's.
+    # Tolerance: forward_tol at the matrix's cond.
+    n = QR_SMALL + 8
+    lam = np.logspace(0, -1, n)
+    lam[-1] = 20 * n * eps(dtype)
+    a = _hermitian(np.random.default_rng(16), n, dtype, lam)
+    exact = np.asarray(a, np.complex128)
+    s_hi, s_lo = np.linalg.norm(exact), 1 / np.linalg.norm(np.linalg.inv(exact))
+    assert s_lo <= 8 * n * eps(dtype) * s_hi  # the Frobenius bounds alone would send it to eigh
+    assert internal.path_taken(a, hermitian=True) == "cholesky"
+    assert rel_err(jaxpinv.pinv(a, hermitian=True), np.linalg.inv(exact)) < forward_tol(dtype, 1 / lam[-1], n)
+
+
+def test_cholesky_mixed_batch_above_qr_small():
+    # One indefinite member of 8 (potrf fails: NaN) above QR_SMALL: the other seven keep the blocked
+    # inverse, eigh redoes the one alone (the split's capacity is an eighth). Tolerance: forward_tol
+    # at cond 100.
+    n, rng = QR_SMALL + 1, np.random.default_rng(17)
+    lam = np.logspace(0, -2, n)
+    a = np.stack([_hermitian(rng, n, np.float32, lam * (-1.0) ** (np.arange(n) * (i == 3))) for i in range(8)])
+    assert path_taken(a, hermitian=True, method="cholesky") == "cholesky+svd"
+    out = np.asarray(jaxpinv.pinv(a, hermitian=True, method="cholesky"))
+    ref = np.linalg.pinv(a.astype(np.float64), hermitian=True)
+    for i in range(8):
+        assert rel_err(out[i], ref[i]) < forward_tol(np.float32, 100.0, n), i
 
 
 # --------------------------------------------------------------------------- #

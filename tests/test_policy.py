@@ -16,7 +16,7 @@ import pytest
 from helpers import forward_tol, jaxpr_eqns, random_matrix, rel_err
 
 import jaxpinv
-from jaxpinv.internal import path_taken
+from jaxpinv.internal import QR_SMALL, path_taken
 
 
 def _has_geqrf(f, *args) -> bool:
@@ -93,3 +93,28 @@ def test_under_vmap_the_policy_sees_the_whole_batch():
     assert _has_geqrf(jax.vmap(jax.grad(lambda x: jnp.sum(jaxpinv.pinv(x)))), a)
     assert not _has_geqrf(jax.vmap(lambda r: jaxpinv.pinv(a[0], rtol=r)), jnp.linspace(0.0, 0.1, 4096))
     assert not _has_geqrf(jax.vmap(jaxpinv.pinv), a[:4])
+
+
+def _has_loop(f, *args) -> bool:
+    """Is there a loop (the power method's) anywhere in the program?"""
+    return any(eqn.primitive.name in ("while", "scan") for eqn in jaxpr_eqns(f, *args))
+
+
+@pytest.mark.parametrize(
+    "shape,loop",
+    [
+        ((QR_SMALL, QR_SMALL), False),
+        ((4 * QR_SMALL, QR_SMALL), False),  # tall: R is QR_SMALL wide, whatever max(m, n)
+        ((QR_SMALL, 4 * QR_SMALL), False),  # wide alike
+        ((QR_SMALL + 1, QR_SMALL + 1), True),
+        ((4 * QR_SMALL, QR_SMALL + 1), True),
+    ],
+)
+def test_power_loop_compiled_in_only_where_r_is_above_qr_small(shape, loop):
+    # Up to QR_SMALL the estimates are norm bounds of R and the explicit R^-1 (no loop: the
+    # performance page's compile-time measurement); the size is R's, not max(m, n).
+    a = jnp.zeros(shape, jnp.float32)
+    assert _has_loop(jaxpinv.pinv, a) == loop
+    assert _has_loop(jaxpinv.lstsq, a, a[:, 0]) == loop
+    h = jnp.zeros(shape[-1:] * 2, jnp.float32)  # the Cholesky path: A itself, k x k
+    assert _has_loop(lambda x: jaxpinv.pinv(x, hermitian=True), h) == (shape[-1] > QR_SMALL)
