@@ -8,11 +8,13 @@ before any test module, and so before this module, is imported.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pathlib
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -184,6 +186,28 @@ def x64(enabled: bool):
 # --------------------------------------------------------------------------- #
 
 
+@contextlib.contextmanager
+def multi_device_slot() -> Iterator[None]:
+    """Hold the one slot for a process with simulated devices, across pytest-xdist workers.
+
+    Two such processes on a 2-core machine starve each other's device threads
+    past XLA's collective rendezvous timeout (40 s, then the process aborts:
+    seen in CI, jax 0.10.2), so they take turns (a file lock in the temporary
+    directory; all of them together run in about 2.5 minutes).
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: no lock, as before
+        yield
+        return
+    with open(pathlib.Path(tempfile.gettempdir()) / "jaxpinv-multi-device.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def run_python(
     args: Sequence[str],
     *,
@@ -200,7 +224,8 @@ def run_python(
     ``{"XLA_FLAGS": None}`` drops the flags and ``{"PYTHONPATH": dir}`` replaces
     the path). ``devices=N`` appends ``--xla_force_host_platform_device_count=N``
     to ``XLA_FLAGS`` and sets ``JAX_PLATFORMS=cpu``: N simulated CPU devices (an
-    XLA flag the child reads before it starts JAX). ``cwd`` defaults to this
+    XLA flag the child reads before it starts JAX), one such process at a time
+    (:func:`multi_device_slot`). ``cwd`` defaults to this
     process's. ``timeout`` is required: a hang fails instead of stalling the suite.
     """
     env = dict(os.environ)
@@ -215,7 +240,11 @@ def run_python(
             filter(None, [env.get("XLA_FLAGS", ""), f"--xla_force_host_platform_device_count={devices}"])
         )
         env["JAX_PLATFORMS"] = "cpu"
-    return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    slot = multi_device_slot() if devices is not None else contextlib.nullcontext()
+    with slot:
+        return subprocess.run(
+            [sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+        )
 
 
 # --------------------------------------------------------------------------- #
@@ -293,6 +322,16 @@ def execute_example(
     path = EXAMPLES / f"{name}.py"
     env = _example_env(save)
     report = _REPORT.format(marker=_VALUES, exprs=list(exprs))
+    if "xla_force_host_platform_device_count" in path.read_text():  # simulated devices: take turns
+        with multi_device_slot():
+            return _execute(path, mode, env, report, cwd, timeout)
+    return _execute(path, mode, env, report, cwd, timeout)
+
+
+def _execute(
+    path: pathlib.Path, mode: str, env: dict[str, str], report: str, cwd: str | os.PathLike[str], timeout: float
+) -> tuple[dict, list]:
+    """:func:`execute_example`'s run."""
     if mode == "script":
         proc = subprocess.run(
             [sys.executable, "-c", _DRIVER + report, str(path)],
