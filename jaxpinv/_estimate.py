@@ -75,9 +75,10 @@ def bounds(
     products by ``x_inv``; and not where more than ``spare`` matrices fail the
     diagonal ``screen`` (:func:`screen`): the batch then takes the SVD
     whatever they say (measured: the performance page). Skipping them is
-    always sound: the Frobenius verdict is rigorous, only less generous. Each matrix is divided by its largest magnitude first, so
-    neither norm over- or underflows (``y y^H`` has entries at most ``k`` and
-    2-norm at least 1). ``flagged`` matrices pass (their result is NaN).
+    always sound: the Frobenius verdict is rigorous, only less generous.
+    Each matrix is divided by its largest magnitude first, so neither norm
+    over- or underflows (``y y^H`` has entries at most ``k`` and 2-norm at
+    least 1). ``flagged`` matrices pass (their result is NaN).
     """
     # One set of kernels for both (compile time). XLA's CPU reductions read materialised operands:
     # the magnitudes are formed once (real), and y = stack / top only in the Schatten branch (256
